@@ -1,0 +1,98 @@
+"""Reading any transaction file through a column mapping; bad rows stop the read or go to a rejects file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.io import ColumnMapping, ColumnMappingError, read_transactions, write_transactions
+from features.schema import SchemaError
+
+CSV = """id,when,card,shop,amt,fraud
+a1,2026-01-01 09:00:00,c1,s1,10.00,0
+a2,2026-01-01 09:05:00,c1,s2,not-money,1
+a3,2026-01-01 09:06:00,c2,s1,-4,0
+a4,2026-01-02T10:00:00Z,c2,s3,99.5,1
+"""
+
+MAPPING = "transaction_id: id\ntimestamp: when\ncard_id: card\nmerchant_id: shop\namount: amt\nis_fraud: fraud\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, ColumnMapping]:
+    data = tmp_path / "bank.csv"
+    data.write_text(CSV)
+    mapping_file = tmp_path / "map.yaml"
+    mapping_file.write_text(MAPPING)
+    return data, ColumnMapping.from_yaml(mapping_file)
+
+
+def test_raise_mode_names_row_field_reason(files: tuple[Path, ColumnMapping]) -> None:
+    data, mapping = files
+    with pytest.raises(SchemaError) as caught:
+        read_transactions(data, columns=mapping)
+    assert caught.value.row == 2 and caught.value.field == "amount"
+    assert "not a number" in str(caught.value) and "2 bad row(s)" in str(caught.value)
+
+
+def test_skip_mode_writes_every_reject_and_counts(files: tuple[Path, ColumnMapping], tmp_path: Path) -> None:
+    data, mapping = files
+    rejects_file = tmp_path / "rejects.jsonl"
+    result = read_transactions(data, columns=mapping, on_error="skip", rejects_path=rejects_file)
+    assert result.n_read == 4 and result.n_rejected == 2
+    assert result.frame["transaction_id"].tolist() == ["a1", "a4"]
+    lines = [json.loads(line) for line in rejects_file.read_text().splitlines()]
+    assert [(r["row"], r["field"], r["reason"]) for r in lines] == [
+        (2, "amount", "not a number"),
+        (3, "amount", "negative amount"),
+    ]
+    assert lines[0]["record"]["amount"] == "not-money" and lines[0]["source"] == str(data)
+
+
+def test_default_rejects_path_is_beside_the_input(files: tuple[Path, ColumnMapping]) -> None:
+    data, mapping = files
+    result = read_transactions(data, columns=mapping, on_error="skip")
+    assert result.rejects_path == data.with_name("bank.csv.rejects.jsonl")
+    assert result.rejects_path.exists()
+
+
+def test_without_mapping_the_missing_column_is_named_with_a_hint(files: tuple[Path, ColumnMapping]) -> None:
+    data, _ = files
+    with pytest.raises(SchemaError, match="--columns"):
+        read_transactions(data)
+
+
+def test_mapping_errors_are_clear(tmp_path: Path, files: tuple[Path, ColumnMapping]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("amount_eur: amt\n")
+    with pytest.raises(ColumnMappingError, match="unknown canonical field"):
+        ColumnMapping.from_yaml(bad)
+    with pytest.raises(ColumnMappingError, match="does not exist"):
+        ColumnMapping.from_yaml(tmp_path / "nope.yaml")
+    data, _ = files
+    wrong = ColumnMapping({"amount": "euros"})
+    with pytest.raises(ColumnMappingError, match="column 'euros' .*not found"):
+        read_transactions(data, columns=wrong)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_round_trip_every_format(files: tuple[Path, ColumnMapping], tmp_path: Path, suffix: str) -> None:
+    data, mapping = files
+    frame = read_transactions(data, columns=mapping, on_error="skip").frame
+    out = tmp_path / f"copy{suffix}"
+    write_transactions(frame, out)
+    again = read_transactions(out).frame
+    pd.testing.assert_frame_equal(again[frame.columns], frame, check_dtype=False)
+    assert str(again["timestamp"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_transactions(tmp_path / "none.csv")
+    odd = tmp_path / "data.xlsx"
+    odd.write_text("x")
+    with pytest.raises(ValueError, match="unknown file type"):
+        read_transactions(odd)
