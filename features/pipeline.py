@@ -1,0 +1,262 @@
+"""The feature pipeline: every family, in order, as one batch transform and one online engine.
+
+>>> from features.schema import Transaction
+>>> from features.state import MemoryStateStore
+>>> pipeline = FeaturePipeline.from_settings(FeatureSettings())
+>>> online = pipeline.online(MemoryStateStore())
+>>> online.transform_one(Transaction("t1", 1_767_225_600_000, "c1", "m1", 12.5)).shape
+(37,)
+>>> pipeline.family_of["card_tx_count_1h"]
+'card_velocity'
+
+Batch (:meth:`FeaturePipeline.transform_many`) and online
+(:meth:`OnlineFeatures.transform_one` / ``transform_batch``) give the same numbers
+for the same stream, provided labels reach the online engine by the time they are
+known (``tests/features/test_parity.py``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.base import FeatureFamily, LabelEvent
+from features.families import Family, days_to_ms, default_families
+from features.families._context import BatchContext
+from features.families._labels import label_arrays
+from features.schema import Transaction, iter_transactions
+from features.state import MemoryStateStore, StateStore
+from fraudlens.settings import FeatureSettings
+
+_ENTITY_FIELD = {"card": "card_id", "merchant": "merchant_id"}
+_DEFAULT_TTL_MS = days_to_ms(90)
+
+Step = Callable[[Transaction, Any], list[float]]
+
+
+class FeaturePipeline:
+    """An ordered list of feature families with unique feature names."""
+
+    def __init__(
+        self, families: Sequence[FeatureFamily], *, label_delay_ms: int = days_to_ms(7)
+    ) -> None:
+        self.families: list[FeatureFamily] = list(families)
+        self.label_delay_ms = label_delay_ms
+        self.feature_names: list[str] = [
+            name for fam in self.families for name in fam.feature_names
+        ]
+        self.family_of: dict[str, str] = {
+            name: fam.name for fam in self.families for name in fam.feature_names
+        }
+        clashes = sorted(name for name, n in Counter(self.feature_names).items() if n > 1)
+        if clashes:
+            raise ValueError(
+                f"feature names {clashes} are produced by more than one family; rename them in one family"
+            )
+        horizons = [getattr(fam, "horizon_ms", 0) for fam in self.families]
+        #: Entities idle this long are dropped by the state store (longest family horizon).
+        self.state_ttl_ms: int = max([h for h in horizons if h] or [_DEFAULT_TTL_MS])
+
+    @classmethod
+    def from_settings(cls, settings: FeatureSettings | None = None) -> FeaturePipeline:
+        """All default families, configured by ``settings``."""
+        settings = settings or FeatureSettings()
+        return cls(default_families(settings), label_delay_ms=days_to_ms(settings.label_delay_days))
+
+    # -- batch ---------------------------------------------------------------------
+
+    def transform_many(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Features of every row (any row order in), float64 columns ``feature_names``, aligned to ``frame.index``."""
+        ctx = BatchContext(frame)
+        blocks = [self._block(fam, ctx) for fam in self.families]
+        values = np.hstack(blocks) if blocks else np.empty((ctx.n, 0))
+        return pd.DataFrame(
+            ctx.unsort(values.astype(np.float64, copy=False)),
+            index=frame.index,
+            columns=self.feature_names,
+        )
+
+    @staticmethod
+    def _block(fam: FeatureFamily, ctx: BatchContext) -> np.ndarray:
+        if isinstance(fam, Family):
+            return np.asarray(fam.transform_context(ctx), dtype=np.float64).reshape(
+                ctx.n, len(fam.feature_names)
+            )
+        # A family from elsewhere sees the frame sorted, as its contract promises.
+        out = fam.transform_many(ctx.frame.iloc[ctx.order])
+        return out[fam.feature_names].to_numpy(dtype=np.float64)
+
+    def label_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Label events of a frame as columns (the vectorised :meth:`label_events`).
+
+        Columns ``transaction_id, card_id, merchant_id, transaction_ms, known_at_ms,
+        is_fraud``, ordered by ``known_at_ms`` (ties: processing order).
+        """
+        ctx = BatchContext(frame)
+        labels = label_arrays(ctx, self.label_delay_ms)
+        by_known = np.argsort(labels.known_at_ms, kind="stable")
+        positions = labels.position[by_known]
+        rows = ctx.order[positions]
+        out = {
+            name: frame[name].to_numpy(dtype=object)[rows]
+            for name in ("transaction_id", "card_id", "merchant_id")
+        }
+        out["transaction_ms"] = ctx.ts[positions]
+        out["known_at_ms"] = labels.known_at_ms[by_known]
+        out["is_fraud"] = labels.is_fraud[by_known].astype(np.int64)
+        return pd.DataFrame(out)
+
+    def label_events(self, frame: pd.DataFrame) -> list[LabelEvent]:
+        """Label events of a frame, ordered by ``known_at_ms`` (ties: processing order)."""
+        columns = self.label_frame(frame)
+        return [
+            LabelEvent(*fields)
+            for fields in zip(
+                columns["transaction_id"].tolist(),
+                columns["card_id"].tolist(),
+                columns["merchant_id"].tolist(),
+                columns["transaction_ms"].tolist(),
+                columns["known_at_ms"].tolist(),
+                columns["is_fraud"].tolist(),
+                strict=True,
+            )
+        ]
+
+    # -- online --------------------------------------------------------------------
+
+    def online(self, store: StateStore | None = None) -> OnlineFeatures:
+        """An online engine over ``store`` (a fresh :class:`MemoryStateStore` by default)."""
+        return OnlineFeatures(self, MemoryStateStore() if store is None else store)
+
+
+def _step_of(fam: FeatureFamily) -> Step:
+    step = getattr(fam, "step_one", None)
+    if step is not None:
+        return step
+    names = fam.feature_names
+
+    def generic(tx: Transaction, state: Any) -> list[float]:
+        values = fam.transform_one(tx, state)
+        fam.update_one(tx, state)
+        return [float(values[name]) for name in names]
+
+    return generic
+
+
+class OnlineFeatures:
+    """Per-event features against a :class:`StateStore`; state is updated after each event.
+
+    Each entity (``"card:<id>"``, ``"merchant:<id>"``) has one state: a dict from
+    family name to that family's state. Labels go in through :meth:`learn_labels`;
+    learn every label known by ``t`` before transforming a transaction at ``t``
+    (learning one earlier is harmless: the label families ignore it until then).
+    """
+
+    def __init__(self, pipeline: FeaturePipeline, store: StateStore) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.feature_names = pipeline.feature_names
+        self._ttl_ms = pipeline.state_ttl_ms
+        entities = sorted({fam.entity for fam in pipeline.families} - {"none"})
+        unknown = set(entities) - set(_ENTITY_FIELD)
+        if unknown:
+            raise ValueError(
+                f"families use entities {sorted(unknown)}; the online engine knows {sorted(_ENTITY_FIELD)}"
+            )
+        self._entities = [(entity, _ENTITY_FIELD[entity], entity + ":") for entity in entities]
+        self._plan = [
+            (fam.entity, fam.name, _step_of(fam), fam.new_state) for fam in pipeline.families
+        ]
+        self._label_families = [fam for fam in pipeline.families if fam.uses_labels]
+
+    def _keys(self, tx: Transaction) -> list[str]:
+        return [prefix + getattr(tx, field) for _, field, prefix in self._entities]
+
+    def _step(self, tx: Transaction, states: dict[str, Any]) -> list[float]:
+        by_entity: dict[str, dict[str, Any]] = {}
+        for entity, field, prefix in self._entities:
+            key = prefix + getattr(tx, field)
+            state = states.get(key)
+            if state is None:
+                state = states[key] = {}
+            by_entity[entity] = state
+        row: list[float] = []
+        for entity, name, step, new_state in self._plan:
+            if entity == "none":
+                row += step(tx, None)
+                continue
+            state = by_entity[entity]
+            family_state = state.get(name)
+            if family_state is None:
+                family_state = state[name] = new_state()
+            row += step(tx, family_state)
+        return row
+
+    def transform_one(self, tx: Transaction) -> np.ndarray:
+        """Features of one event in ``feature_names`` order, then the entity states are updated."""
+        states = self.store.load_many(self._keys(tx))
+        row = self._step(tx, states)
+        self.store.save_many(states, self._ttl_ms)
+        return np.array(row, dtype=np.float64)
+
+    def transform_batch(self, txs: Sequence[Transaction]) -> np.ndarray:
+        """(len(txs), n_features) features, processed in order with one load and one save round trip."""
+        keys = list(dict.fromkeys(key for tx in txs for key in self._keys(tx)))
+        states = self.store.load_many(keys)
+        step = self._step
+        rows = [step(tx, states) for tx in txs]
+        self.store.save_many(states, self._ttl_ms)
+        return np.array(rows, dtype=np.float64).reshape(len(txs), len(self.feature_names))
+
+    def learn_labels(self, labels: Iterable[LabelEvent]) -> None:
+        """Fold newly known labels into the entity states (one load and one save round trip)."""
+        labels = list(labels)
+        if not labels or not self._label_families:
+            return
+        plan = [(fam, fam.entity + ":", _ENTITY_FIELD[fam.entity]) for fam in self._label_families]
+        keys = list(
+            dict.fromkeys(
+                prefix + getattr(label, field) for label in labels for _, prefix, field in plan
+            )
+        )
+        states = self.store.load_many(keys)
+        for label in labels:
+            for fam, prefix, field in plan:
+                key = prefix + getattr(label, field)
+                state = states.get(key)
+                if state is None:
+                    state = states[key] = {}
+                family_state = state.get(fam.name)
+                if family_state is None:
+                    family_state = state[fam.name] = fam.new_state()
+                fam.learn_label(label, family_state)
+        self.store.save_many(states, self._ttl_ms)
+
+    def replay(
+        self, frame: pd.DataFrame, *, batch_size: int = 500, labels: bool = True
+    ) -> pd.DataFrame:
+        """Run a historical frame through the online path (time order, micro-batches).
+
+        Before each micro-batch, every label known by its last transaction is
+        learnt. Returns features aligned to ``frame.index`` like
+        :meth:`FeaturePipeline.transform_many`, which it must equal.
+        """
+        ctx = BatchContext(frame)
+        txs = list(iter_transactions(frame.iloc[ctx.order]))
+        pending = self.pipeline.label_events(frame) if labels else []
+        out = np.empty((len(txs), len(self.feature_names)))
+        next_label = 0
+        for start in range(0, len(txs), batch_size):
+            chunk = txs[start : start + batch_size]
+            horizon = chunk[-1].timestamp_ms
+            stop = next_label
+            while stop < len(pending) and pending[stop].known_at_ms <= horizon:
+                stop += 1
+            self.learn_labels(pending[next_label:stop])
+            next_label = stop
+            out[start : start + len(chunk)] = self.transform_batch(chunk)
+        return pd.DataFrame(ctx.unsort(out), index=frame.index, columns=self.feature_names)
