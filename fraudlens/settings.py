@@ -19,6 +19,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from explain.settings import NarrativeSettings
+from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
+
 
 class FeatureSettings(BaseModel):
     """How features are computed; the same values must be used offline and online."""
@@ -66,6 +69,10 @@ class Settings(BaseSettings):
     features: FeatureSettings = FeatureSettings()
     state: StateSettings = StateSettings()
     model: ModelSettings = ModelSettings()
+    narrative: NarrativeSettings = NarrativeSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -45,4 +45,5 @@ def load_mapping(path: Path | None):  # noqa: ANN201 - avoids importing features
 def stderr_console():  # noqa: ANN201
     from rich.console import Console
 
-    return Console(stderr=True, file=sys.stderr)
+    # Piped output (CI logs, files) still gets tables wide enough to read.
+    return Console(stderr=True, file=sys.stderr, width=None if sys.stderr.isatty() else 120)

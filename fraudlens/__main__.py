@@ -1,0 +1,5 @@
+"""``python -m fraudlens`` runs the CLI."""
+
+from fraudlens.cli import app
+
+app()

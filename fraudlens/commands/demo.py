@@ -1,0 +1,197 @@
+"""``fraudlens demo``: the whole product on embedded defaults, in one command.
+
+simulate → train + evaluate out of time against two baselines → register the
+champion → start the embedded broker → warm the online feature state from history
+→ stream the out-of-time window through the real consumer (scores, alert cards,
+dead letters) → narrate the top alerts with the local language model → summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fraudlens.commands._common import stderr_console, user_errors
+
+
+def demo(
+    cards: Annotated[int, typer.Option("--cards", min=50, help="Simulated cards.")] = 1500,
+    days: Annotated[int, typer.Option("--days", min=40, help="Simulated days; the last --test-days are out of time.")] = 120,
+    test_days: Annotated[int, typer.Option("--test-days", min=7, help="Out-of-time days, streamed through the broker.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 7,
+    narratives: Annotated[int, typer.Option("--narratives", min=0, help="Top alerts narrated by the language model.")] = 3,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Run the streaming part.")] = True,
+) -> None:
+    """Simulate, train, evaluate, stream and explain: the whole pipeline on embedded defaults."""
+    from fraudlens.cli import get_settings
+
+    settings = get_settings()
+    console = stderr_console()
+    # The demo narrates each step itself; the libraries' and the consumer's INFO lines would bury it.
+    for name in ("kafka", "streaming", "explain", "detection", "features"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    work = settings.work_dir / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    first_day = date(2026, 1, 1)
+    test_start = first_day + timedelta(days=days - test_days)
+    with user_errors():
+        frame, data = _simulate(console, work, cards, days, seed, first_day)
+        bundle, report = _train_and_compare(console, settings, frame, data, first_day, test_start,
+                                            first_day + timedelta(days=days - 1))
+        _print_quality(console, report)
+        if not stream:
+            return
+        store_url = f"sqlite:///{(work / 'fraudlens.db').resolve()}"
+        summary = _stream(console, settings, work, frame, bundle, test_start, store_url)
+        if narratives:
+            _narrate(console, settings, store_url, narratives)
+        _print_example(console, store_url, summary)
+
+
+def _simulate(console: Any, work: Path, cards: int, days: int, seed: int, first_day: date) -> tuple[Any, Path]:
+    from features.io import write_transactions
+    from features.simulator import simulate
+
+    data = work / "transactions.parquet"
+    with console.status(f"simulating {cards:,} cards over {days} days"):
+        frame = simulate(cards, days, seed, start=first_day.isoformat())
+        write_transactions(frame, data)
+    n_fraud = int(frame["is_fraud"].sum())
+    console.print(f"[bold]1. data[/bold]  {len(frame):,} transactions, {n_fraud:,} fraudulent "
+                  f"({n_fraud / len(frame):.2%}), five scenarios -> {data}")
+    return frame, data
+
+
+def _train_and_compare(console: Any, settings: Any, frame: Any, data: Path, first_day: date, test_start: date,
+                       test_end: date) -> tuple[Any, dict[str, Any]]:
+    from detection.baselines import run_comparison
+    from detection.bundle import file_sha256
+    from detection.registry import ModelRegistry
+    from features.pipeline import FeaturePipeline
+
+    train_end = test_start - timedelta(days=1)
+    with console.status("training the model and both baselines") as status:
+        comparison = run_comparison(
+            frame, train_start=first_day, train_end=train_end, test_start=test_start, test_end=test_end,
+            pipeline=FeaturePipeline.from_settings(settings.features), settings=settings.model,
+            data_hash=file_sha256(data), source=str(data), feature_settings=settings.features,
+            progress=status.update,
+        )
+        registry = ModelRegistry(settings.model.registry_dir)
+        path = registry.register(comparison.bundle, promote=True)
+    console.print(f"[bold]2. model[/bold] {comparison.bundle.version} trained on {first_day} .. {train_end}, "
+                  f"champion in {path}")
+    (settings.work_dir / "demo" / "baselines.json").write_text(json.dumps(comparison.report, indent=2))
+    return comparison.bundle, comparison.report
+
+
+def _print_quality(console: Any, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    models = report["models"]
+    table = Table(title=f"out-of-time window {report['test_window']['start']} .. {report['test_window']['end']}")
+    metrics = {"average_precision": "AP", "auc_roc": "AUC", "recall_at_1pct_fpr": "recall@1%FPR",
+               "card_precision_at_k": f"card prec@{report['k']}", "precision_at_threshold": "prec@thr",
+               "recall_at_threshold": "recall@thr", "fraud_amount_caught_share": "fraud amount caught"}
+    table.add_column("model")
+    for header in metrics.values():
+        table.add_column(header, justify="right")
+    for name, result in models.items():
+        table.add_row(name, *("n/a" if result.get(m) is None else f"{result[m]:.3f}" for m in metrics))
+    console.print(table)
+
+
+def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, test_start: date,
+            store_url: str) -> Any:
+    import pandas as pd
+
+    from features.pipeline import FeaturePipeline
+    from features.schema import iter_transactions
+    from features.state import MemoryStateStore
+    from streaming.alerts import ExplainedCards
+    from streaming.broker import EmbeddedBroker, free_port
+    from streaming.replay import replay
+    from streaming.scoring import ModelScorer
+    from streaming.service import serve
+
+    (work / "fraudlens.db").unlink(missing_ok=True)
+    store_settings = settings.store.model_copy(update={"url": store_url})
+    cutoff = pd.Timestamp(test_start, tz="UTC")
+    ordered = frame.sort_values("timestamp", kind="stable")
+    history, live = ordered[ordered["timestamp"] < cutoff], ordered[ordered["timestamp"] >= cutoff]
+
+    with console.status(f"warming online feature state from {len(history):,} historical transactions"):
+        # A new scoring process starts from the card/merchant state of all earlier
+        # history, exactly as training saw it; otherwise every card looks brand new.
+        online = FeaturePipeline.from_settings(bundle.feature_settings).online(MemoryStateStore())
+        online.replay(history)
+        scorer = ModelScorer(bundle, online, ExplainedCards.from_bundle(bundle, settings.narrative))
+
+    topics = [settings.kafka.transactions_topic, settings.kafka.scores_topic, settings.kafka.alerts_topic,
+              settings.kafka.dlq_topic]
+    broker_settings = settings.broker.model_copy(update={"port": free_port(settings.broker.host)})
+    with EmbeddedBroker(broker_settings, topics=topics, log_path=work / "broker.log") as broker:
+        kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "session_timeout_ms": 6000,
+                                                  "heartbeat_interval_ms": 1000})
+        console.print(f"[bold]3. stream[/bold] broker at {broker.bootstrap}; replaying {len(live):,} "
+                      f"out-of-time transactions through the consumer")
+        result: dict[str, Any] = {}
+
+        def consume() -> None:
+            result["summary"] = serve(kafka, store_settings, scorer, install_signals=False, idle_exit_s=5.0)
+
+        consumer = threading.Thread(target=consume, name="demo-consumer")
+        consumer.start()
+        with console.status("producing"):
+            sent = replay(iter_transactions(live), kafka)
+        with console.status("waiting for the consumer to drain the topic"):
+            consumer.join()
+    summary = result["summary"]
+    console.print(f"          sent {sent.sent:,} ({sent.rate:,.0f}/s); consumed {summary.consumed:,}, scored "
+                  f"{summary.scored:,}, alerts {summary.new_alerts:,}, dead-lettered {summary.dead_lettered:,}; "
+                  f"{summary.throughput:,.0f} tx/s while records flowed")
+    return summary
+
+
+def _narrate(console: Any, settings: Any, store_url: str, count: int) -> None:
+    from streaming.narration import narrate_pending
+    from streaming.store import make_store
+
+    store = make_store(settings.store.model_copy(update={"url": store_url}))
+    store.setup()
+    try:
+        with console.status(f"narrating the top {count} alerts with the {settings.narrative.backend} backend"):
+            outcome = narrate_pending(store, settings.narrative, limit=count)
+    finally:
+        store.close()
+    console.print(f"[bold]4. narratives[/bold] {outcome.narrated} written by {settings.narrative.backend}: "
+                  f"{outcome.passed} passed every check, {outcome.fallbacks} fell back to the template")
+
+
+def _print_example(console: Any, store_url: str, summary: Any) -> None:
+    from fraudlens.settings import Settings
+    from streaming.store import make_store
+
+    store = make_store(Settings().store.model_copy(update={"url": store_url}))
+    store.setup()
+    try:
+        alerts = store.list_alerts(limit=1000)
+    finally:
+        store.close()
+    if not alerts:
+        console.print("no alerts were raised")
+        return
+    best = max(alerts, key=lambda a: a["score"])
+    console.print("[bold]5. example alert card[/bold] (highest score)")
+    typer.echo(json.dumps(best["card"], indent=2, default=str))
+    console.print(f"store: {store_url}  ({summary.scored:,} scores, {len(alerts):,} alerts)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,129 @@
+"""Explanation commands: the alert card of one transaction, and the narrative evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fraudlens.commands._common import load_mapping, stderr_console, user_errors
+
+if TYPE_CHECKING:
+    from explain.settings import NarrativeSettings
+
+BACKEND_HELP = "Narrative backend: transformers (local model), openai (compatible server), template (no model)."
+
+
+def _narrative_settings(backend: str | None, audit_log: Path | None) -> NarrativeSettings:
+    from explain.settings import NarrativeSettings
+    from fraudlens.cli import get_settings
+
+    # Until the root Settings mounts the section, the defaults apply.
+    settings = getattr(get_settings(), "narrative", None) or NarrativeSettings()
+    update: dict[str, Any] = {}
+    if backend is not None:
+        if backend not in ("transformers", "openai", "template"):
+            raise ValueError(f"--backend must be transformers, openai or template, got {backend!r}")
+        update["backend"] = backend
+    if audit_log is not None:
+        update["audit_log"] = audit_log
+    return settings.model_copy(update=update) if update else settings
+
+
+def _read(data: Path, columns: Path | None) -> Any:
+    from features.io import read_transactions
+
+    return read_transactions(data, columns=load_mapping(columns)).frame
+
+
+def explain(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle directory (DIR/<version>/).")],
+    data: Annotated[Path, typer.Option("--data", help="Transaction file holding the transaction and its history.")],
+    transaction_id: Annotated[str, typer.Option("--transaction-id", help="Transaction to explain.")],
+    columns: Annotated[Path | None, typer.Option("--columns", help="YAML mapping canonical name -> file column.")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
+    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="Audit trail file (default from settings).")] = None,
+) -> None:
+    """Print the alert card (JSON) of one transaction: score, reasons, what-if, narrative and provenance."""
+    import pandas as pd
+
+    from detection.bundle import ModelBundle
+    from explain.evaluate import load_scored
+    from explain.explainer import AlertExplainer
+    from explain.narrator import Narrator
+
+    console = stderr_console()
+    with user_errors():
+        settings = _narrative_settings(backend, audit_log)
+        bundle = ModelBundle.from_path(model)
+        frame = _read(data, columns)
+        match = frame.loc[frame["transaction_id"] == transaction_id, "timestamp"]
+        if match.empty:
+            raise ValueError(f"transaction id {transaction_id!r} is not in {data}")
+        with console.status("computing features and scores"):
+            scored = load_scored(frame, bundle, until=pd.Timestamp(match.iloc[0]))
+        row = scored.row_of(transaction_id)
+        explainer = AlertExplainer.from_settings(bundle, settings, family_of=scored.family_of).setup()
+        card = explainer.cards(scored.transactions([row]), scored.X[[row]], scores=scored.scores[[row]])[0]
+        if settings.backend != "template":
+            with console.status(f"writing the narrative with the {settings.backend} backend"):
+                narrator = Narrator.from_settings(settings).setup()
+                try:
+                    card = narrator.narrate([card])[0]
+                finally:
+                    narrator.close()
+    typer.echo(card.model_dump_json(indent=2))
+
+
+def explain_eval(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle directory (DIR/<version>/).")],
+    data: Annotated[Path, typer.Option("--data", help="Transaction file to draw alerts from.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of alerts to narrate and score.")] = 50,
+    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
+    columns: Annotated[Path | None, typer.Option("--columns", help="YAML mapping canonical name -> file column.")] = None,
+    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="Audit trail file (default from settings).")] = None,
+) -> None:
+    """Narrate N alerts and print faithfulness, check pass rates, fallback rate and latency as JSON."""
+    from rich.progress import Progress
+
+    from detection.bundle import ModelBundle
+    from explain.evaluate import load_scored, narrate_in_batches, pick_alerts, summarize, timed
+    from explain.explainer import AlertExplainer
+    from explain.narrator import Narrator
+
+    console = stderr_console()
+    with user_errors():
+        settings = _narrative_settings(backend, audit_log)
+        bundle = ModelBundle.from_path(model)
+        frame = _read(data, columns)
+        with console.status("computing features and scores"):
+            scored = load_scored(frame, bundle)
+        rows = pick_alerts(scored.scores, float(bundle.threshold.threshold), n)
+        explainer = AlertExplainer.from_settings(bundle, settings, family_of=scored.family_of).setup()
+        cards = explainer.cards(scored.transactions(rows), scored.X[rows], scores=scored.scores[rows])
+        with console.status(f"loading the {settings.backend} backend"):
+            narrator = Narrator.from_settings(settings).setup()
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"narrating {len(cards)} alerts", total=len(cards))
+                results, wall = timed(lambda: narrate_in_batches(
+                    narrator, cards, settings.batch_size, lambda done: progress.update(task, completed=done)))
+        finally:
+            narrator.close()
+    report = {
+        "backend": narrator.backend.name,
+        "model_id": narrator.backend.model_id,
+        "model_version": bundle.version,
+        "n_alerts_in_data": int((scored.scores >= float(bundle.threshold.threshold)).sum()),
+        "top_k": settings.eval_top_k,
+        **summarize(results, wall_s=wall),
+        "audit_log": str(settings.audit_log),
+    }
+    typer.echo(json.dumps(report, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("explain")(explain)
+    app.command("explain-eval")(explain_eval)

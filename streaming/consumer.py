@@ -1,0 +1,369 @@
+"""The Kafka loop: poll a micro-batch, run the pure pipeline, make outputs durable, commit.
+
+Order per batch (at-least-once, idempotent outputs):
+
+1. decode + validate (bad records become dead letters);
+2. drop transactions the store already scored (a replay after a crash or rebalance);
+3. score the rest;
+4. publish scores, alerts and dead letters, flushed with acks=all;
+5. write scores and alerts to the store in one transaction (ON CONFLICT DO NOTHING);
+6. commit the batch's offsets.
+
+Publishing comes before the store write so that "in the store" implies "published":
+step 2 can then skip a replayed transaction entirely without losing its outputs.
+A crash between 4 and 5 only re-publishes (consumers of the topics key on
+``transaction_id``); a crash between 5 and 6 replays records that step 2 skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from streaming.metrics import StreamMetrics, dead_letter_reason_label
+from streaming.outputs import KafkaOutputs, PublishError, make_producer
+from streaming.pipeline import Decoded, decode_batch, score_decoded
+from streaming.records import BatchOutputs, SourceRecord
+from streaming.retry import Backoff, Interrupted, retry
+from streaming.scoring import Scorer
+from streaming.settings import KafkaSettings
+from streaming.store import TRANSIENT_ERRORS, AlertStore
+
+log = logging.getLogger(__name__)
+
+_LAG_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class RunSummary:
+    consumed: int = 0
+    scored: int = 0
+    new_alerts: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    elapsed_s: float = 0.0
+    #: First polled record to the last committed batch: excludes connecting, joining and idling.
+    active_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def throughput(self) -> float:
+        """Records per second while there were records (group join excluded)."""
+        return self.consumed / self.active_s if self.active_s > 0 else 0.0
+
+
+def kafka_transient_errors() -> tuple[type[BaseException], ...]:
+    return (KafkaError, PublishError, ConnectionError, TimeoutError)
+
+
+def _scoring_transient() -> tuple[type[BaseException], ...]:
+    # Feature state lives in Redis when scaled out; its outage blocks scoring like a store outage.
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import redis.exceptions
+
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def make_consumer(settings: KafkaSettings, listener: Any | None = None) -> Any:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap.split(","),
+        group_id=settings.group_id,
+        client_id=f"{settings.client_id}-consumer",
+        enable_auto_commit=False,
+        auto_offset_reset=settings.auto_offset_reset,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        max_poll_records=settings.batch_size,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        reconnect_backoff_max_ms=int(settings.retry_backoff_max_s * 1000),
+        metrics_enabled=False,
+    )
+    consumer.subscribe([settings.transactions_topic], listener=listener)
+    return consumer
+
+
+class PhaseTimer:
+    """Accumulates wall time per named step; cheap enough to stay on in production."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class StreamService:
+    """One consumer-group member scoring the transactions topic.
+
+    Build it with a scorer and a store that were set up already (startup errors,
+    like a missing model, surface before the service touches Kafka); :meth:`run`
+    connects, loops until :meth:`stop` (or a signal) and returns a summary.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        scorer: Scorer,
+        store: AlertStore,
+        *,
+        metrics: StreamMetrics | None = None,
+        consumer_factory: Callable[..., Any] = make_consumer,
+        producer_factory: Callable[[KafkaSettings], Any] = make_producer,
+    ) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.store = store
+        self.metrics = metrics if metrics is not None else StreamMetrics()
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._cards = getattr(scorer, "cards", None)
+        self._stop = threading.Event()
+        self._backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
+        self._kafka_errors = kafka_transient_errors()
+        self._lag_at = 0.0
+        self._active_at: float | None = None
+        self.summary = RunSummary()
+        #: Seconds spent per step of the loop (where the time goes; the benchmark reports it).
+        self.timer = PhaseTimer()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish the in-flight batch, commit and return."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT → :meth:`stop` (call from the main thread)."""
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self, *, idle_exit_s: float | None = None, max_records: int | None = None) -> RunSummary:
+        """Consume until stopped. Also returns once ``max_records`` were consumed, or after
+        ``idle_exit_s`` without records once partitions were assigned (tests, demo)."""
+        started = time.monotonic()
+        first_record: float | None = None
+        last_done = started
+        consumer = producer = None
+        try:
+            producer = self._connect("producer", lambda: self._producer_factory(self.settings))
+            consumer = self._connect("consumer", lambda: self._consumer_factory(self.settings, _Rebalance(self)))
+            if producer is None or consumer is None:
+                return self.summary
+            outputs = KafkaOutputs(producer, self.settings)
+            log.info("consuming", extra={"topic": self.settings.transactions_topic, "group": self.settings.group_id,
+                                         "model_version": self.scorer.model_version})
+            while not self.stopping:
+                polled = self._poll(consumer)
+                if not polled:
+                    if self._idle_for(idle_exit_s):
+                        break
+                    self._update_lag(consumer)
+                    continue
+                self._active_at = time.monotonic()
+                if first_record is None:
+                    first_record = self._active_at
+                try:
+                    self._process(consumer, outputs, polled)
+                except Interrupted as exc:
+                    # The batch is not committed: it is redelivered after restart, nothing lost.
+                    log.warning("stopped with an uncommitted batch", extra={"reason": str(exc)})
+                    self.summary.interrupted = True
+                    break
+                last_done = time.monotonic()
+                if max_records is not None and self.summary.consumed >= max_records:
+                    break
+        finally:
+            ended = time.monotonic()
+            self.summary.elapsed_s = ended - started
+            self.summary.active_s = last_done - first_record if first_record is not None else 0.0
+            self._close(consumer, producer)
+        log.info("stopped", extra={"consumed": self.summary.consumed, "scored": self.summary.scored,
+                                   "dead_lettered": self.summary.dead_lettered, "alerts": self.summary.new_alerts})
+        return self.summary
+
+    def _idle_for(self, idle_exit_s: float | None) -> bool:
+        # Counted from the last records or the last assignment: joining a group can take a
+        # session timeout, which is not idleness.
+        return (idle_exit_s is not None and self._active_at is not None
+                and time.monotonic() - self._active_at > idle_exit_s)
+
+    def _connect(self, what: str, factory: Callable[[], Any]) -> Any:
+        try:
+            return retry(factory, step=f"connect {what}", transient=self._kafka_errors, backoff=self._backoff,
+                         should_stop=self._stop.is_set, on_retry=self._count_retry)
+        except Interrupted:
+            return None
+
+    def _close(self, consumer: Any, producer: Any) -> None:
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)  # leave the group now: partitions move without waiting a session
+            except Exception:  # noqa: BLE001 - closing a half-dead client must not mask the real outcome
+                log.warning("consumer close failed", exc_info=True)
+        if producer is not None:
+            try:
+                producer.close(timeout=10)
+            except Exception:  # noqa: BLE001
+                log.warning("producer close failed", exc_info=True)
+
+    # -- one micro-batch ---------------------------------------------------------------
+    def _poll(self, consumer: Any) -> list[SourceRecord]:
+        try:
+            with self.timer("poll"):
+                batches = consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_size)
+        except self._kafka_errors as exc:
+            # The client reconnects by itself; wait a little so an outage is not a busy loop.
+            log.warning("poll failed", extra={"error": type(exc).__name__})
+            self._count_retry("poll")
+            time.sleep(self.settings.retry_backoff_s)
+            return []
+        return [
+            SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            for messages in batches.values()
+            for m in messages
+        ]
+
+    def _process(self, consumer: Any, outputs: KafkaOutputs, records: list[SourceRecord]) -> None:
+        received_at = time.time()
+        s, timer = self.settings, self.timer
+        with timer("decode"):
+            decoded = decode_batch(records, max_bytes=s.max_record_bytes)
+        if s.dedupe_against_store and decoded.transactions:
+            ids = [tx.transaction_id for tx in decoded.transactions]
+            with timer("store read"):
+                done = self._retry(lambda: self.store.scored_ids(ids), "store read", TRANSIENT_ERRORS)
+            decoded = decoded.without(done)
+        with timer("score"):
+            batch = self._retry(lambda: score_decoded(decoded, self.scorer, received_at=received_at,
+                                                      cards=self._cards), "score", _scoring_transient())
+        with timer("publish"):
+            self._retry(lambda: outputs.publish(batch), "publish", self._kafka_errors)
+        with timer("store write"):
+            written = self._retry(lambda: self.store.write(batch.scores, batch.alerts), "store write",
+                                  TRANSIENT_ERRORS)
+        with timer("commit"):
+            self._commit(consumer, records)
+        durable_at = time.time()
+        with timer("account"):
+            self._account(records, decoded, batch, written.new_alerts, received_at, durable_at)
+            self._update_lag(consumer)
+        if durable_at - received_at > 5:
+            log.warning("slow batch", extra={"records": len(records), "seconds": round(durable_at - received_at, 2)})
+
+    def _retry(self, fn: Callable[[], Any], step: str, transient: tuple[type[BaseException], ...]) -> Any:
+        return retry(fn, step=step, transient=transient, backoff=self._backoff, should_stop=self._stop.is_set,
+                     on_retry=self._count_retry)
+
+    def _commit(self, consumer: Any, records: list[SourceRecord]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            if r.offset >= last.get(key, -1):
+                last[key] = r.offset
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o + 1, "", -1) for (t, p), o in last.items()}
+
+        def attempt() -> bool:
+            try:
+                consumer.commit(offsets=offsets)
+            except CommitFailedError:
+                return False  # final, not transient: the partitions belong to someone else now
+            return True
+
+        if not self._retry(attempt, "commit", self._kafka_errors):
+            # The group rebalanced while we worked: the new owner replays these records and
+            # the store-side dedupe skips them. Outputs are already durable; nothing is lost.
+            log.warning("commit rejected after a rebalance; records will be replayed by the new owner",
+                        extra={"partitions": sorted(p for _, p in last)})
+
+    def _account(
+        self, records: list[SourceRecord], decoded: Decoded, batch: BatchOutputs, new_alerts: int,
+        received_at: float, durable_at: float,
+    ) -> None:
+        m, summary = self.metrics, self.summary
+        n = len(records)
+        summary.consumed += n
+        summary.scored += len(batch.scores)
+        summary.new_alerts += new_alerts
+        summary.dead_lettered += len(batch.dead)
+        summary.duplicates += decoded.duplicates
+        summary.batches += 1
+        m.consumed.inc(n)
+        m.scored.inc(len(batch.scores))
+        m.alerts.inc(new_alerts)
+        m.duplicates.inc(decoded.duplicates)
+        for dead in batch.dead:
+            m.dead_lettered.labels(dead_letter_reason_label(dead.reason)).inc()
+        m.batch_size.observe(n)
+        m.processing_seconds.observe(durable_at - received_at)
+        observe = m.end_to_end_seconds.observe
+        durable_ms = durable_at * 1000.0
+        for score in batch.scores:
+            observe(max(0.0, (durable_ms - score.source_timestamp_ms) / 1000.0))
+
+    def _update_lag(self, consumer: Any) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY_S:
+            return
+        self._lag_at = now
+        try:
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                position = consumer.position(tp, timeout_ms=0) if high is not None else None
+                if high is not None and position is not None:
+                    self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+        except Exception:  # noqa: BLE001 - lag is best effort; it must never stop scoring
+            log.debug("lag update failed", exc_info=True)
+
+    def _count_retry(self, step: str) -> None:
+        self.metrics.retries.labels(step).inc()
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Logs assignments and clears lag gauges of partitions that moved away.
+
+    Nothing needs flushing on revoke: every batch is committed before the next poll,
+    and kafka-python only rebalances inside poll.
+    """
+
+    def __init__(self, service: StreamService) -> None:
+        self.service = service
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                self.service.metrics.lag.remove(tp.topic, str(tp.partition))
+        log.info("partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.service._active_at = time.monotonic()
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})

@@ -1,0 +1,96 @@
+"""Value objects that flow through the streaming service (no Kafka, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Header names on dead-lettered records.
+HEADER_REASON = "fraudlens.error.reason"
+HEADER_FIELD = "fraudlens.error.field"
+HEADER_TOPIC = "fraudlens.source.topic"
+HEADER_PARTITION = "fraudlens.source.partition"
+HEADER_OFFSET = "fraudlens.source.offset"
+HEADER_TIMESTAMP = "fraudlens.source.timestamp"
+HEADER_TRUNCATED = "fraudlens.truncated"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One consumed record, as the Kafka loop hands it to the pure pipeline."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that cannot be scored: its original bytes and why."""
+
+    source: SourceRecord
+    reason: str
+    field: str | None = None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        src = self.source
+        out = [
+            (HEADER_REASON, self.reason.encode()),
+            (HEADER_TOPIC, src.topic.encode()),
+            (HEADER_PARTITION, str(src.partition).encode()),
+            (HEADER_OFFSET, str(src.offset).encode()),
+            (HEADER_TIMESTAMP, str(src.timestamp_ms).encode()),
+        ]
+        if self.field is not None:
+            out.append((HEADER_FIELD, self.field.encode()))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOut:
+    """The score of one transaction: a `scores` record and a row of the store."""
+
+    transaction_id: str
+    key: bytes
+    score: float
+    decision: str  # "alert" | "pass"
+    threshold: float
+    model_version: str
+    event_time_ms: int
+    source_partition: int
+    source_offset: int
+    source_timestamp_ms: int
+    processing_ms: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "transaction_id": self.transaction_id,
+            "score": self.score,
+            "decision": self.decision,
+            "threshold": self.threshold,
+            "model_version": self.model_version,
+            "processing_ms": round(self.processing_ms, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOut:
+    """An alert card for one alerted transaction (topic `alerts` and the alert store)."""
+
+    transaction_id: str
+    key: bytes
+    score: float
+    model_version: str
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BatchOutputs:
+    """Everything one micro-batch produces; written before its offsets are committed."""
+
+    scores: list[ScoreOut] = field(default_factory=list)
+    alerts: list[AlertOut] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)

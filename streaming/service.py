@@ -1,0 +1,54 @@
+"""Wiring for one scoring process: store, topics, metrics, signals, the loop.
+
+The `fraudlens stream` command and the tests' subprocess runner both call
+:func:`serve`, so the process under test is the process that ships.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from streaming.broker import BrokerError, ensure_topics
+from streaming.consumer import RunSummary, StreamService, kafka_transient_errors
+from streaming.metrics import StreamMetrics
+from streaming.retry import Backoff, Interrupted, retry
+from streaming.scoring import Scorer
+from streaming.settings import KafkaSettings, StoreSettings
+from streaming.store import TRANSIENT_ERRORS, make_store
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    kafka: KafkaSettings,
+    store_settings: StoreSettings,
+    scorer: Scorer,
+    *,
+    create_topics_partitions: int | None = None,
+    idle_exit_s: float | None = None,
+    install_signals: bool = True,
+) -> RunSummary:
+    """Run one consumer-group member until SIGTERM/SIGINT (or ``idle_exit_s`` without records)."""
+    metrics = StreamMetrics()
+    if kafka.metrics_port:
+        metrics.serve(kafka.metrics_port)
+        log.info("metrics served", extra={"port": kafka.metrics_port})
+    store = make_store(store_settings)
+    service = StreamService(kafka, scorer, store, metrics=metrics)
+    if install_signals:
+        service.install_signal_handlers()
+    backoff = Backoff(kafka.retry_backoff_s, kafka.retry_backoff_max_s)
+    try:
+        retry(store.setup, step="store setup", transient=TRANSIENT_ERRORS, backoff=backoff,
+              should_stop=lambda: service.stopping)
+        if create_topics_partitions:
+            topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic]
+            retry(lambda: ensure_topics(kafka.bootstrap, topics, create_topics_partitions), step="create topics",
+                  transient=(*kafka_transient_errors(), BrokerError), backoff=backoff, should_stop=lambda: service.stopping)
+    except Interrupted:
+        store.close()
+        return service.summary
+    try:
+        return service.run(idle_exit_s=idle_exit_s)
+    finally:
+        store.close()

