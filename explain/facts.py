@@ -1,0 +1,98 @@
+"""The fact sheet: the only thing a language model is shown, and what its output is checked against.
+
+Built from the masked card parts (no PII). Its text lists the transaction, the
+score, the top reasons with their numbers and directions, the card's history and
+the what-if facts; every number a narrative may state must appear here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from explain.formatting import StatedNumber, extract_numbers, money, score_pair
+
+if TYPE_CHECKING:
+    from explain.card import MaskedTransaction
+    from explain.reasons import ReasonCode
+    from explain.whatif import WhatIf
+
+_CHANNEL_WORDS = {"card_present": "card-present", "ecommerce": "ecommerce", "atm": "ATM"}
+
+
+@dataclass(frozen=True)
+class FactSheet:
+    """Masked facts of one alert, as text lines plus the structured reasons behind them."""
+
+    transaction_line: str
+    score_line: str
+    reasons: tuple[ReasonCode, ...]
+    history_line: str
+    what_if_lines: tuple[str, ...]
+    narrative_top_k: int = 3
+    headline: str = field(default="")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        transaction: MaskedTransaction,
+        score: float,
+        threshold: float,
+        decision: str,
+        reasons: Sequence[ReasonCode],
+        what_if: Sequence[WhatIf],
+        history_summary: str,
+        narrative_top_k: int = 3,
+    ) -> FactSheet:
+        channel = _CHANNEL_WORDS.get(transaction.channel or "", "")
+        kind = f"{channel} transaction" if channel else "transaction"
+        where = []
+        if transaction.mcc:
+            where.append(f"merchant category {transaction.mcc}")
+        if transaction.country:
+            where.append(f"country {transaction.country}")
+        when = transaction.timestamp.strftime("%Y-%m-%d %H:%M UTC")
+        amount = money(transaction.amount, transaction.currency)
+        details = ", ".join([amount, *where, when])
+        score_text, threshold_text = score_pair(score, threshold)
+        return cls(
+            transaction_line=f"{kind[0].upper()}{kind[1:]}: {details}.",
+            score_line=f"Model score {score_text}; alert threshold {threshold_text}; decision: {decision}.",
+            reasons=tuple(reasons),
+            history_line=f"Card history: {history_summary}.",
+            what_if_lines=tuple(w.text for w in what_if),
+            narrative_top_k=narrative_top_k,
+            headline=f"{'Suspected fraud' if score >= threshold else 'Below the alert threshold'}: {kind} of {amount} scored {score_text} against the alert threshold {threshold_text}.",
+        )
+
+    @property
+    def narrative_reasons(self) -> tuple[ReasonCode, ...]:
+        """The reasons a narrative must cover (the strongest ``narrative_top_k``)."""
+        return self.reasons[: self.narrative_top_k]
+
+    @cached_property
+    def text(self) -> str:
+        lines = [self.transaction_line, self.score_line, "Reasons, strongest first:"]
+        lines += [f"{i}. {r.text}" for i, r in enumerate(self.reasons, start=1)]
+        lines.append(self.history_line)
+        if self.what_if_lines:
+            lines.append("Model re-scored with one change:")
+            lines += [f"- {line}" for line in self.what_if_lines]
+        return "\n".join(lines)
+
+    @cached_property
+    def numbers(self) -> tuple[StatedNumber, ...]:
+        """Every number a narrative may state (those written in the fact sheet and the headline)."""
+        return tuple(extract_numbers(self.text + "\n" + self.headline))
+
+    def template_text(self) -> str:
+        """The deterministic narrative: headline, the strongest reasons, the first what-if fact."""
+        parts = [self.headline]
+        if self.narrative_reasons:
+            parts.append("Main reasons: " + "; ".join(r.text for r in self.narrative_reasons) + ".")
+        if self.what_if_lines:
+            parts.append(f"Model check: {self.what_if_lines[0]}.")
+        return " ".join(parts)
