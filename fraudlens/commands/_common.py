@@ -2,36 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import typer
 
 EXIT_USAGE = 2
 
+log = logging.getLogger(__name__)
+
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Print input/config errors (bad file, bad mapping, bad rows, bad bundle) as one line, exit 2.
+def user_errors(*also: type[BaseException]) -> Iterator[None]:
+    """Print errors a person can act on as one stderr line and exit 2.
 
-    Only errors a person can fix by changing their input are caught; anything else is
-    a bug and keeps its traceback.
+    Caught: ``ValueError`` (SchemaError, ColumnMappingError, BundleError, settings
+    validation…), ``OSError`` (missing files, unreachable servers) and the command's
+    own ``also`` types. Anything else is a bug and keeps its traceback.
     """
     try:
         yield
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (ValueError, OSError, *also) as exc:
+        log.debug("command failed", exc_info=True)
+        typer.echo(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-
-
-def parse_day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
 def load_mapping(path: Path | None):  # noqa: ANN201 - avoids importing features at CLI start

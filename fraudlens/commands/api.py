@@ -13,6 +13,7 @@ import typer
 
 keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no_args_is_help=True)
 labels_app = typer.Typer(help="Investigator decisions as training labels.", no_args_is_help=True)
+db_app = typer.Typer(help="The alert store's schema (Alembic migrations).", no_args_is_help=True)
 
 EXIT_USAGE = 2
 
@@ -56,8 +57,9 @@ def serve_command(
         typer.echo(f"error: model bundle {api.model_path} does not exist", err=True)
         raise typer.Exit(EXIT_USAGE)
     app = create_app(settings, api)
-    typer.echo(f"fraudlens API on http://{api.host}:{api.port}/  (pages: /ui/alerts, OpenAPI: /docs)", err=True)
-    uvicorn.run(app, host=api.host, port=api.port, log_level="info")
+    typer.echo(f"fraudlens API on http://{api.host}:{api.port}/  (pages: /ui/alerts, OpenAPI: /openapi.json)", err=True)
+    # uvicorn's own access log would print raw paths and queries; api.access logs route templates.
+    uvicorn.run(app, host=api.host, port=api.port, log_level="info", access_log=False)
 
 
 def keys_create(
@@ -117,10 +119,29 @@ def labels_export(
     typer.echo(f"wrote {count} labels to {out}", err=True)
 
 
+def db_upgrade() -> None:
+    """Create or upgrade every table of the alert store (idempotent; run before a deployment)."""
+    from sqlalchemy import create_engine
+
+    from api.migrate import current, upgrade
+    from fraudlens.cli import get_settings
+
+    store = _engine(get_settings())  # validates the URL and creates the SQLite folder
+    store.close()
+    engine = create_engine(get_settings().store.url)
+    try:
+        upgrade(engine)
+        typer.echo(f"alert store at revision {current(engine)}", err=True)
+    finally:
+        engine.dispose()
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     keys_app.command("create")(keys_create)
     keys_app.command("revoke")(keys_revoke)
     labels_app.command("export")(labels_export)
     app.add_typer(keys_app, name="keys")
+    db_app.command("upgrade")(db_upgrade)
     app.add_typer(labels_app, name="labels")
+    app.add_typer(db_app, name="db")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from fraudlens.commands._common import user_errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,22 +29,6 @@ ColumnsOpt = Annotated[
     Path | None, typer.Option("--columns", help="YAML column mapping 'canonical_name: source_column'.")
 ]
 ModelOpt = Annotated[Path, typer.Option("--model", help="Model bundle directory DIR/<version>/.")]
-EXIT_USAGE = 2
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn errors a person can act on into one stderr line and exit code 2."""
-    try:
-        yield
-    except (OSError, ValueError) as exc:  # SchemaError, ColumnMappingError, BundleError, ... are ValueErrors
-        log.debug("command failed", exc_info=True)
-        typer.echo(f"error: {_one_line(exc)}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _read(data: Path, columns: Path | None) -> pd.DataFrame:
@@ -102,7 +86,7 @@ def train_command(
 ) -> None:
     """Train a model bundle on a time window; prints the bundle directory last on stdout."""
     console = _console()
-    with _user_errors():
+    with user_errors():
         start, end = _window(train_start, train_end, names=("--train-start", "--train-end"))
         model_settings, feature_settings = _settings(seed, label_delay_days)
         with console.status("reading data") as status:
@@ -162,7 +146,7 @@ def score_command(
 ) -> None:
     """Score every transaction in a date window (features from all earlier history)."""
     console = _console()
-    with _user_errors():
+    with user_errors():
         with console.status("scoring"):
             bundle, scores = _load_and_score(model, data, columns, start, end)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +164,7 @@ def evaluate_command(
     k: Annotated[int, typer.Option("--k", min=1, help="Cards investigated per day for card precision@k.")] = 100,
 ) -> None:
     """Metrics of a model on a labelled date window, as JSON on stdout."""
-    with _user_errors():
+    with user_errors():
         from detection.metrics import evaluate
 
         with _console().status("scoring"):
@@ -204,7 +188,7 @@ def baselines_command(
 ) -> None:
     """Engineered model vs logistic regression vs raw-field XGBoost, out of time, as JSON."""
     console = _console()
-    with _user_errors():
+    with user_errors():
         first, last = _window(train_start, train_end, names=("--train-start", "--train-end"))
         test_first, test_last = _window(test_start, test_end, names=("--test-start", "--test-end"))
         model_settings, feature_settings = _settings(seed, label_delay_days)

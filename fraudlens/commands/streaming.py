@@ -8,36 +8,29 @@ incompatible model) print one ``error: ...`` line and exit with code 2.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from fraudlens.commands._common import user_errors
+
 if TYPE_CHECKING:
     from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
 
 log = logging.getLogger(__name__)
-EXIT_USAGE = 2
 
 BootstrapOpt = Annotated[
     str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (default: settings kafka.bootstrap).")
 ]
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
+def _user_errors() -> Any:
     from streaming.broker import BrokerError
     from streaming.scoring import ModelLoadError
     from streaming.store import StoreError
 
-    try:
-        yield
-    except (OSError, ValueError, BrokerError, ModelLoadError, StoreError) as exc:
-        log.debug("command failed", exc_info=True)
-        typer.echo(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    return user_errors(BrokerError, ModelLoadError, StoreError)
 
 
 def _quiet_kafka() -> None:
