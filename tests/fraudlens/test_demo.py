@@ -50,3 +50,17 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert n_scores == n_distinct == report["n_test_transactions"]
     assert 0 < n_alerts < n_scores
     assert f"scored {n_scores:,}" in done.stderr
+
+    # The narrative worker on the same store: the demo narrated the top 2, one pass takes the rest,
+    # and a second pass finds nothing left (no alert is narrated twice).
+    worker_env = {**env, "FRAUDLENS_STORE__URL": f"sqlite:///{tmp_path / 'demo' / 'fraudlens.db'}"}
+    narrate = [sys.executable, "-m", "fraudlens", "narrate", "--once", "--limit", "10000"]
+    first = subprocess.run(narrate, env=worker_env, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert f"{max(n_alerts - 2, 0)} narrated (template)" in first.stderr
+    second = subprocess.run(narrate, env=worker_env, capture_output=True, text=True, timeout=300, check=False)
+    assert second.returncode == 0 and "0 narrated (template)" in second.stderr
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert sorted(entry["transaction_id"] for entry in audit) == sorted(
+        {entry["transaction_id"] for entry in audit})  # one generation per alert
+    assert len(audit) == n_alerts
