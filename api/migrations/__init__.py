@@ -1,0 +1,1 @@
+"""Alembic migrations of the alert store (stream tables and API tables)."""

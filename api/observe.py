@@ -1,0 +1,50 @@
+"""Access log and request metrics as a plain ASGI middleware.
+
+Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware
+wraps every request and response in extra tasks and streams, which cost more than a
+score itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from api.metrics import ApiMetrics
+
+log = logging.getLogger("api.access")
+
+Scope = dict[str, Any]
+
+
+class ObserveMiddleware:
+    def __init__(self, app: Any, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            # The route template, not the raw path: bounded metric labels, and no ids in them.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status[0])).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            who = (scope.get("state") or {}).get("principal")
+            # Never the body or the query (transactions carry card ids): method, route, status, key id.
+            log.info("%s %s %d %.1fms key=%s", method, template, status[0], elapsed * 1000,
+                     who.key_id if who else "-")

@@ -1,0 +1,33 @@
+"""``/healthz`` (the process answers), ``/readyz`` (model loaded, store reachable), ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import CtxDep
+from api.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, summary="Readiness")
+def readyz(ctx: CtxDep) -> JSONResponse:
+    reachable = ctx.store_reachable()
+    loaded = ctx.scoring is not None
+    ready = reachable and loaded
+    body = Readiness(status="ready" if ready else "not ready", model_loaded=loaded,
+                     model_version=ctx.scoring.model_version if ctx.scoring else None, store_reachable=reachable,
+                     detail=None if loaded else ctx.scoring_error)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(ctx: CtxDep) -> Response:
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""The SHAP waterfall of an alert card, drawn server-side as inline SVG (no JS, no CDN).
+
+Bars walk from the model's base value through each reason's SHAP value (log-odds) to
+the margin; what the top reasons leave out is one "other features" bar, so the chart
+adds up exactly like the attribution does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup, escape
+
+WIDTH, ROW, LABEL_W, VALUE_W = 720, 28, 230, 70
+UP, DOWN, TOTAL = "#c0392b", "#2166ac", "#555"
+
+
+def waterfall_steps(card: dict[str, Any]) -> list[tuple[str, float, float]] | None:
+    """``(label, start, end)`` per bar, or None for a card without an attribution."""
+    provenance = card.get("provenance") or {}
+    reasons = card.get("reasons") or []
+    if "base_value" not in provenance or "margin" not in provenance:
+        return None
+    base, margin = float(provenance["base_value"]), float(provenance["margin"])
+    steps, level = [], base
+    for reason in reasons:
+        value = float(reason.get("shap_value", 0.0))
+        label = str(reason.get("value_text") and f"{reason['feature']} = {reason['value_text']}" or reason["feature"])
+        steps.append((label, level, level + value))
+        level += value
+    rest = margin - level
+    if abs(rest) > 1e-9:
+        steps.append(("other features", level, margin))
+    return steps
+
+
+def waterfall_svg(card: dict[str, Any]) -> Markup:
+    steps = waterfall_steps(card)
+    if not steps:
+        return Markup('<p class="muted">No attribution on this card (minimal card).</p>')
+    provenance = card["provenance"]
+    base, margin = float(provenance["base_value"]), float(provenance["margin"])
+    points = [base, margin] + [v for _, a, b in steps for v in (a, b)]
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    plot_w = WIDTH - LABEL_W - VALUE_W
+
+    def x(value: float) -> float:
+        return LABEL_W + (value - low) / span * plot_w
+
+    rows = [("base value (log-odds)", base, base, TOTAL)]
+    rows += [(label, a, b, UP if b >= a else DOWN) for label, a, b in steps]
+    rows.append(("model margin", margin, margin, TOTAL))
+    height = ROW * len(rows) + 24
+    # Sized by its viewBox: it scales to the column instead of overflowing a laptop screen.
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {height}" '
+             f'style="width:100%;height:auto" class="waterfall" aria-labelledby="wf-title">',
+             '<title id="wf-title">SHAP waterfall: how each reason moves the score from the base value</title>']
+    for i, (label, a, b, color) in enumerate(rows):
+        y = 8 + i * ROW
+        left, right = sorted((x(a), x(b)))
+        width = max(right - left, 2.0)
+        delta = b - a
+        text = f"{delta:+.2f}" if color != TOTAL else f"{b:.2f}"
+        parts.append(f'<text x="{LABEL_W - 8}" y="{y + 17}" text-anchor="end" font-size="12">'
+                     f'{escape(label[:38])}</text>')
+        parts.append(f'<rect x="{left:.1f}" y="{y + 4}" width="{width:.1f}" height="{ROW - 10}" fill="{color}">'
+                     f'<title>{escape(label)}: {text}</title></rect>')
+        parts.append(f'<text x="{WIDTH - VALUE_W + 6}" y="{y + 17}" font-size="12">{escape(text)}</text>')
+    axis_y = 8 + len(rows) * ROW
+    parts.append(f'<line x1="{LABEL_W}" y1="{axis_y}" x2="{LABEL_W + plot_w}" y2="{axis_y}" stroke="#999"/>')
+    parts.append(f'<text x="{LABEL_W}" y="{axis_y + 14}" font-size="11" fill="#666">{low:.2f}</text>')
+    parts.append(f'<text x="{LABEL_W + plot_w}" y="{axis_y + 14}" font-size="11" fill="#666" '
+                 f'text-anchor="end">{high:.2f}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def narrative_badge(card: dict[str, Any]) -> tuple[str, str]:
+    """``(label, css class)``: LLM-verified only when a model wrote it and every check passed."""
+    narrative = card.get("narrative") or {}
+    status = narrative.get("status")
+    checks = (narrative.get("provenance") or {}).get("checks") or {}
+    if status == "generated" and all(checks.values()):
+        return "LLM-verified", "badge-verified"
+    if status == "fallback":
+        return "Template fallback", "badge-fallback"
+    if status == "template":
+        return "Template", "badge-template"
+    return "No narrative", "badge-none"
