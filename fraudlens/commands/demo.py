@@ -27,6 +27,9 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 7,
     narratives: Annotated[int, typer.Option("--narratives", min=0, help="Top alerts narrated by the language model.")] = 3,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Run the streaming part.")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Finish by serving the API and investigator pages (Ctrl-C stops).")
+    ] = True,
 ) -> None:
     """Simulate, train, evaluate, stream and explain: the whole pipeline on embedded defaults."""
     from fraudlens.cli import get_settings
@@ -52,6 +55,8 @@ def demo(
         if narratives:
             _narrate(console, settings, store_url, narratives)
         _print_example(console, store_url, summary)
+        if serve:
+            _serve(console, settings, store_url, bundle)
 
 
 def _simulate(console: Any, work: Path, cards: int, days: int, seed: int, first_day: date) -> tuple[Any, Path]:
@@ -191,6 +196,29 @@ def _print_example(console: Any, store_url: str, summary: Any) -> None:
     console.print("[bold]5. example alert card[/bold] (highest score)")
     typer.echo(json.dumps(best["card"], indent=2, default=str))
     console.print(f"store: {store_url}  ({summary.scored:,} scores, {len(alerts):,} alerts)")
+
+
+def _serve(console: Any, settings: Any, store_url: str, bundle: Any) -> None:
+    import uvicorn
+
+    from api import create_app
+    from api.db import setup_tables
+    from api.keys import KeyStore, Role
+    from streaming.store import make_store
+
+    served = settings.model_copy(update={"store": settings.store.model_copy(update={"url": store_url})})
+    api = settings.api.model_copy(update={"model_path": bundle.path})
+    store = make_store(served.store)
+    store.setup()
+    try:
+        setup_tables(store.engine)
+        key, _principal = KeyStore(store.engine).create(Role.INVESTIGATOR, name="demo investigator")
+    finally:
+        store.close()
+    console.print(f"[bold]6. investigator desk[/bold] http://{api.host}:{api.port}/ui/alerts  "
+                  f"(log in with the demo investigator key below; Ctrl-C stops)")
+    typer.echo(f"demo investigator key: {key}", err=True)
+    uvicorn.run(create_app(served, api), host=api.host, port=api.port, log_level="warning", access_log=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         "FRAUDLENS_NARRATIVE__AUDIT_LOG": str(tmp_path / "audit.jsonl"),
     }
     command = [sys.executable, "-m", "fraudlens", "demo", "--cards", "200", "--days", "45", "--test-days", "7",
-               "--narratives", "2"]
+               "--narratives", "2", "--no-serve"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
