@@ -210,7 +210,13 @@ def render_reason(feature: str, values: Mapping[str, float], shap: float, *, cur
         text = template.text
     needed = fields_of(text)
     if _missing(own) or any(_missing(values.get(name, math.nan)) for name in needed):
-        body, value_text = template.missing, None
+        # The "missing" sentence may itself quote other facts (e.g. the amount); fill them in.
+        missing_fields = fields_of(template.missing)
+        if any(_missing(values.get(name, math.nan)) for name in missing_fields):
+            body = f"{template.concept} not available for this transaction"
+        else:
+            body = formatter.format(template.missing, **{name: values[name] for name in missing_fields})
+        value_text = None
     else:
         body = formatter.format(text, **{name: values[name] for name in needed})
         value_text = None

@@ -69,6 +69,12 @@ def test_missing_values_have_their_own_wording(feature: str) -> None:
     reason = render_reason(feature, values, 0.3, currency="EUR")
     assert reason.feature_value is None and reason.value_text is None
     assert "nan" not in reason.text.lower() and concepts_in(reason.text) == {CATALOGUE[feature].concept}
+    assert "{" not in reason.text  # the missing-value sentence is filled in too
+
+
+def test_missing_ratio_quotes_the_amount() -> None:
+    reason = render_reason("amount_to_mean_30d", _values(amount_to_mean_30d=math.nan, amount=120.0), 0.4, currency="EUR")
+    assert reason.text.startswith("amount 120.00 EUR with no 30-day average")
 
 
 def test_unknown_feature_is_a_narrow_error() -> None:
