@@ -183,3 +183,54 @@ def write_transactions(frame: pd.DataFrame, path: Path) -> None:
         text.to_csv(path, index=False)
     else:
         text.to_json(path, orient="records", lines=True, force_ascii=False)
+
+
+class LabelsError(ValueError):
+    """A labels file is malformed or does not match the transactions it should label."""
+
+
+@dataclass(frozen=True)
+class LabelMerge:
+    frame: pd.DataFrame
+    n_labels: int
+    n_matched: int
+    n_changed: int
+
+
+def apply_labels(frame: pd.DataFrame, path: Path) -> LabelMerge:
+    """Overlay a labels file (``transaction_id, is_fraud[, label_timestamp]``) on a canonical frame.
+
+    This is how investigator decisions (``fraudlens labels export``) reach training:
+    a decision replaces the row's ``is_fraud`` and, when given, its ``label_timestamp``
+    (the moment the label became known, so label-aware features respect it). Every
+    label must name a transaction in the frame; an unknown id is an error naming it,
+    never a label silently ignored.
+    """
+    labels = read_raw(Path(path))
+    if "transaction_id" not in labels.columns or "is_fraud" not in labels.columns:
+        raise LabelsError(f"labels file {path} needs columns transaction_id and is_fraud; has {', '.join(map(str, labels.columns))}")
+    labels = labels.assign(transaction_id=labels["transaction_id"].astype(str).str.strip())
+    # Validate with the transaction contract (is_fraud, label_timestamp, duplicate ids);
+    # the required transaction fields are placeholders here, not data.
+    checked, rejects = normalize_frame(
+        labels.assign(timestamp="1970-01-01T00:00:00Z", card_id="-", merchant_id="-", amount=0.0)
+    )
+    if len(rejects):
+        error = rejects.first_error()
+        raise LabelsError(f"labels file {path}, row {error.row}: field '{error.field}': {error.reason}")
+    known = pd.Index(frame["transaction_id"])
+    unknown = ~checked["transaction_id"].isin(known)
+    if unknown.any():
+        first = checked.loc[unknown, "transaction_id"].iloc[0]
+        raise LabelsError(f"labels file {path}: {int(unknown.sum())} label(s) for transactions not in the data, e.g. {first!r}")
+    out = frame.copy()
+    position = pd.Series(range(len(out)), index=out["transaction_id"])
+    rows = position.loc[checked["transaction_id"]].to_numpy()
+    new_labels = checked["is_fraud"].to_numpy()
+    changed = int((out["is_fraud"].to_numpy()[rows] != new_labels).sum())
+    out.iloc[rows, out.columns.get_loc("is_fraud")] = new_labels
+    if "label_timestamp" in labels.columns:
+        stamps = checked["label_timestamp"].to_numpy()
+        has = ~pd.isna(stamps)
+        out.iloc[rows[has], out.columns.get_loc("label_timestamp")] = stamps[has]
+    return LabelMerge(frame=out, n_labels=len(checked), n_matched=len(rows), n_changed=changed)

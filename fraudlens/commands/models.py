@@ -31,11 +31,38 @@ ColumnsOpt = Annotated[
 ModelOpt = Annotated[Path, typer.Option("--model", help="Model bundle directory DIR/<version>/.")]
 
 
-def _read(data: Path, columns: Path | None) -> pd.DataFrame:
-    from features.io import ColumnMapping, read_transactions
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option("--labels", help="Labels to overlay (transaction_id,is_fraud[,label_timestamp]), e.g. from "
+                                  "'fraudlens labels export': investigator decisions become training labels."),
+]
+
+
+def _read(data: Path, columns: Path | None, labels: Path | None = None) -> pd.DataFrame:
+    from features.io import ColumnMapping, apply_labels, read_transactions
 
     mapping = ColumnMapping.from_yaml(columns) if columns is not None else None
-    return read_transactions(data, columns=mapping).frame
+    frame = read_transactions(data, columns=mapping).frame
+    if labels is None:
+        return frame
+    merged = apply_labels(frame, labels)
+    log.info("applied %d labels from %s (%d changed a row's label)", merged.n_labels, labels, merged.n_changed)
+    return merged.frame
+
+
+def _data_hash(data: Path, labels: Path | None) -> str:
+    """The manifest's data hash: the file's, or both files' when labels are overlaid (versions differ)."""
+    import hashlib
+
+    from detection.bundle import file_sha256
+
+    if labels is None:
+        return file_sha256(data)
+    return hashlib.sha256(f"{file_sha256(data)}+labels:{file_sha256(labels)}".encode()).hexdigest()
+
+
+def _source(data: Path, labels: Path | None) -> str:
+    return str(data) if labels is None else f"{data} + labels {labels}"
 
 
 def _mapping(columns: Path | None) -> dict[str, str] | None:
@@ -83,6 +110,7 @@ def train_command(
         float | None, typer.Option("--label-delay-days", help="Override features.label_delay_days.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override model.seed.")] = None,
+    labels: LabelsOpt = None,
 ) -> None:
     """Train a model bundle on a time window; prints the bundle directory last on stdout."""
     console = _console()
@@ -90,11 +118,10 @@ def train_command(
         start, end = _window(train_start, train_end, names=("--train-start", "--train-end"))
         model_settings, feature_settings = _settings(seed, label_delay_days)
         with console.status("reading data") as status:
-            from detection.bundle import file_sha256
             from detection.training import train
             from features.pipeline import FeaturePipeline
 
-            frame = _read(data, columns)
+            frame = _read(data, columns, labels)
 
             def progress(message: str) -> None:
                 status.update(message)
@@ -102,7 +129,7 @@ def train_command(
 
             bundle = train(
                 frame, train_start=start, train_end=end, pipeline=FeaturePipeline.from_settings(feature_settings),
-                settings=model_settings, data_hash=file_sha256(data), source=str(data), columns=_mapping(columns),
+                settings=model_settings, data_hash=_data_hash(data, labels), source=_source(data, labels), columns=_mapping(columns),
                 feature_settings=feature_settings, progress=progress,
             )
             status.update("writing the bundle")

@@ -8,7 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.io import ColumnMapping, ColumnMappingError, read_transactions, write_transactions
+from features.io import (
+    ColumnMapping,
+    ColumnMappingError,
+    LabelsError,
+    apply_labels,
+    read_transactions,
+    write_transactions,
+)
 from features.schema import SchemaError
 
 CSV = """id,when,card,shop,amt,fraud
@@ -96,3 +103,37 @@ def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     odd.write_text("x")
     with pytest.raises(ValueError, match="unknown file type"):
         read_transactions(odd)
+
+
+def _labelled_frame(files: tuple[Path, ColumnMapping]) -> pd.DataFrame:
+    data, mapping = files
+    return read_transactions(data, columns=mapping, on_error="skip").frame  # a1 (legit), a4 (fraud)
+
+
+def test_labels_overlay_decisions_and_their_time(files: tuple[Path, ColumnMapping], tmp_path: Path) -> None:
+    frame = _labelled_frame(files)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transaction_id,is_fraud,label_timestamp\na1,1,2026-01-05T12:00:00+00:00\na4,0,\n")
+    merged = apply_labels(frame, labels)
+    assert (merged.n_labels, merged.n_matched, merged.n_changed) == (2, 2, 2)
+    out = merged.frame.set_index("transaction_id")
+    assert out.loc["a1", "is_fraud"] == 1.0 and out.loc["a4", "is_fraud"] == 0.0
+    assert out.loc["a1", "label_timestamp"] == pd.Timestamp("2026-01-05T12:00:00Z")
+    assert pd.isna(out.loc["a4", "label_timestamp"])
+    assert frame.set_index("transaction_id").loc["a1", "is_fraud"] == 0.0  # the input frame is not modified
+
+
+def test_labels_must_name_known_transactions_and_valid_values(files: tuple[Path, ColumnMapping], tmp_path: Path) -> None:
+    frame = _labelled_frame(files)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("transaction_id,is_fraud\na1,1\nzz9,1\n")
+    with pytest.raises(LabelsError, match="1 label\\(s\\) for transactions not in the data, e.g. 'zz9'"):
+        apply_labels(frame, unknown)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("transaction_id,is_fraud\na1,perhaps\n")
+    with pytest.raises(LabelsError, match="row 1: field 'is_fraud'"):
+        apply_labels(frame, bad)
+    no_label = tmp_path / "nolabel.csv"
+    no_label.write_text("transaction_id,decision\na1,fraud\n")
+    with pytest.raises(LabelsError, match="needs columns transaction_id and is_fraud"):
+        apply_labels(frame, no_label)
