@@ -103,4 +103,4 @@ def test_what_if_on_card_is_a_rescored_fact(tiny_bundle, card_for, alert_rows, t
             assert float(tiny_bundle.score(rows)[0]) == pytest.approx(what.new_score)
             assert what.text in card.facts().text
             return
-    pytest.skip("no alert row had an amount what-if")
+    pytest.fail("no alert row had an amount what-if; the fixture's alerts should include one")
