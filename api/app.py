@@ -28,7 +28,7 @@ def create_app(settings: Any, api_settings: ApiSettings | None = None, *, load_m
     from api import pages
     from api.routes import alerts, audit, health, models, score
 
-    api = api_settings or getattr(settings, "api", None) or ApiSettings()
+    api = api_settings or settings.api
     ctx = AppContext.build(settings, api)
 
     @asynccontextmanager

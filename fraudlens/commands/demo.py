@@ -54,7 +54,7 @@ def demo(
         summary = _stream(console, settings, work, frame, bundle, test_start, store_url)
         if narratives:
             _narrate(console, settings, store_url, narratives)
-        _print_example(console, store_url, summary)
+        _print_example(console, settings, store_url, summary)
         if serve:
             _serve(console, settings, store_url, bundle)
 
@@ -179,11 +179,10 @@ def _narrate(console: Any, settings: Any, store_url: str, count: int) -> None:
                   f"{outcome.passed} passed every check, {outcome.fallbacks} fell back to the template")
 
 
-def _print_example(console: Any, store_url: str, summary: Any) -> None:
-    from fraudlens.settings import Settings
+def _print_example(console: Any, settings: Any, store_url: str, summary: Any) -> None:
     from streaming.store import make_store
 
-    store = make_store(Settings().store.model_copy(update={"url": store_url}))
+    store = make_store(settings.store.model_copy(update={"url": store_url}))
     store.setup()
     try:
         alerts = store.list_alerts(limit=1000)

@@ -17,11 +17,9 @@ BACKEND_HELP = "Narrative backend: transformers (local model), openai (compatibl
 
 
 def _narrative_settings(backend: str | None, audit_log: Path | None) -> NarrativeSettings:
-    from explain.settings import NarrativeSettings
     from fraudlens.cli import get_settings
 
-    # Until the root Settings mounts the section, the defaults apply.
-    settings = getattr(get_settings(), "narrative", None) or NarrativeSettings()
+    settings = get_settings().narrative
     update: dict[str, Any] = {}
     if backend is not None:
         if backend not in ("transformers", "openai", "template"):
