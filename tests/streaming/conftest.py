@@ -26,11 +26,6 @@ PARTITIONS = 4
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # kafka-python 3 reads its protocol schemas with the deprecated importlib.resources API.
-    config.addinivalue_line("filterwarnings", "ignore:(read|open)_text is deprecated:DeprecationWarning")
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     try:
