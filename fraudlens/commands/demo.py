@@ -39,6 +39,9 @@ def demo(
     # The demo narrates each step itself; the libraries' and the consumer's INFO lines would bury it.
     for name in ("kafka", "streaming", "explain", "detection", "features"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # In one process the consumer's scoring holds the GIL long enough for kafka-python's
+    # I/O loop to warn that it was blocked; harmless here (the stream command runs alone).
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     work = settings.work_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     first_day = date(2026, 1, 1)
