@@ -11,7 +11,7 @@ importing this package stays cheap.
 from __future__ import annotations
 
 from detection.anomaly import AnomalyDetector
-from detection.baselines import compare_with_baselines, run_comparison
+from detection.baselines import run_comparison
 from detection.bundle import BundleError, ModelBundle, file_sha256, version_id
 from detection.calibration import CalibrationError, Calibrator, ThresholdPolicy
 from detection.frames import FeatureMatrix, compute_features, parse_day, utc_window_mask
@@ -44,7 +44,6 @@ __all__ = [
     "auc_roc",
     "average_precision",
     "card_precision_at_k",
-    "compare_with_baselines",
     "compute_features",
     "evaluate",
     "file_sha256",

@@ -170,26 +170,3 @@ def run_comparison(
         "engineered_beats_baselines": beats,
     }
     return Comparison(report=report, bundle=bundle)
-
-
-def compare_with_baselines(
-    frame: pd.DataFrame,
-    *,
-    train_start: Any,
-    train_end: Any,
-    test_start: Any,
-    test_end: Any,
-    pipeline: FeaturePipeline,
-    settings: ModelSettings,
-    data_hash: str = "",
-    source: str = "",
-    feature_settings: FeatureSettings | None = None,
-    k: int = 100,
-    progress: ProgressFn | None = None,
-) -> dict[str, Any]:
-    """The JSON-ready report of :func:`run_comparison` (engineered model vs both baselines)."""
-    return run_comparison(
-        frame, train_start=train_start, train_end=train_end, test_start=test_start, test_end=test_end,
-        pipeline=pipeline, settings=settings, data_hash=data_hash, source=source,
-        feature_settings=feature_settings, k=k, progress=progress,
-    ).report

@@ -220,17 +220,17 @@ def baselines_command(
         test_first, test_last = _window(test_start, test_end, names=("--test-start", "--test-end"))
         model_settings, feature_settings = _settings(seed, label_delay_days)
         with console.status("reading data") as status:
-            from detection.baselines import compare_with_baselines
+            from detection.baselines import run_comparison
             from detection.bundle import file_sha256
             from features.pipeline import FeaturePipeline
 
             frame = _read(data, columns)
-            report = compare_with_baselines(
+            report = run_comparison(
                 frame, train_start=first, train_end=last, test_start=test_first, test_end=test_last,
                 pipeline=FeaturePipeline.from_settings(feature_settings), settings=model_settings,
                 data_hash=file_sha256(data), source=str(data), feature_settings=feature_settings, k=k,
                 progress=status.update,
-            )
+            ).report
     typer.echo(json.dumps(report, indent=2))
 
 

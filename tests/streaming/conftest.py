@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -191,3 +193,29 @@ def stream_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    pipeline=FeaturePipeline.from_settings(), settings=ModelSettings.model_validate({"max_rounds": 60, "early_stopping_rounds": 10}),
                    data_hash="0" * 64, source="simulated")
     return bundle.save(tmp_path_factory.mktemp("stream-models"))
+
+
+#: The service's real entry point (`streaming.service.serve`) run as its own process.
+RUNNER = Path(__file__).with_name("service_main.py")
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start service processes (output in ``tmp_path/<name>.log``); any still running are killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(settings: KafkaSettings, store: StoreSettings, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
+        process = subprocess.Popen(
+            [sys.executable, str(RUNNER), "--kafka", settings.model_dump_json(), "--store", store.url, *extra],
+            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
+        )
+        log.close()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

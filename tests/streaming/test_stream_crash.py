@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_processes import count_scores, wait_for
 
 from streaming.scoring import RuleScorer
 from streaming.settings import KafkaSettings, StoreSettings
@@ -21,45 +20,8 @@ from streaming.store import SqlAlertStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RUNNER = Path(__file__).with_name("service_main.py")
 #: The issue's 100,000 (about 45 s here); FRAUDLENS_TEST_KILL_N=30000 for a quicker run.
 KILL_N = int(os.environ.get("FRAUDLENS_TEST_KILL_N", "100000"))
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(settings: KafkaSettings, store: StoreSettings, name: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        process = subprocess.Popen(
-            [sys.executable, str(RUNNER), "--kafka", settings.model_dump_json(), "--store", store.url],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
-        )
-        log.close()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def count_scores(store: SqlAlertStore) -> int:
-    try:
-        return store.count_scores()
-    except Exception:  # noqa: BLE001 - the table may not exist yet while the service starts
-        return 0
 
 
 def committed(bootstrap: str, group: str) -> int:

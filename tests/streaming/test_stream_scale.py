@@ -7,16 +7,16 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_processes import count_scores, wait_for
 
 from streaming.broker import EmbeddedBroker, ensure_topics, free_port
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
@@ -24,43 +24,6 @@ from streaming.store import SqlAlertStore, scores_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RUNNER = Path(__file__).with_name("service_main.py")
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(settings: KafkaSettings, store: StoreSettings, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        process = subprocess.Popen(
-            [sys.executable, str(RUNNER), "--kafka", settings.model_dump_json(), "--store", store.url, *extra],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
-        )
-        log.close()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def count_scores(store: SqlAlertStore) -> int:
-    try:
-        return store.count_scores()
-    except Exception:  # noqa: BLE001 - the table may not exist yet while the service starts
-        return 0
 
 
 def assigned(log: Path) -> bool:
