@@ -10,6 +10,8 @@
         feature_spec.json    feature names in model order, their families, feature settings
         threshold.json       alert policy and what it achieved on the calibration slice
         metrics.json         fit / early-stopping / calibration slice metrics
+        reference.json       training-window distributions of the score and every feature
+                             (decile bins, for PSI drift checks; see detection.drift)
         manifest.json        data hash, source, windows, splits, params, library versions, seed,
                              code revision, created_at
 
@@ -33,6 +35,7 @@ import numpy as np
 
 from detection.anomaly import AnomalyDetector
 from detection.calibration import Calibrator, ThresholdPolicy
+from detection.drift import REFERENCE_FILE, BinnedReference
 from fraudlens.settings import FeatureSettings
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ REQUIRED_FILES: tuple[str, ...] = (
     FEATURE_SPEC_FILE,
     THRESHOLD_FILE,
     METRICS_FILE,
+    REFERENCE_FILE,
     MANIFEST_FILE,
 )
 #: Batches up to this many rows are scored by the compiled trees, larger ones by XGBoost
@@ -119,6 +123,7 @@ class ModelBundle:
         anomaly: AnomalyDetector,
         manifest: dict[str, Any],
         metrics: dict[str, Any],
+        reference: BinnedReference,
         path: Path | None = None,
     ) -> None:
         self.version = version
@@ -131,6 +136,8 @@ class ModelBundle:
         self.anomaly = anomaly
         self.manifest = manifest
         self.metrics = metrics
+        #: The training population, binned: what drift (PSI) is measured against.
+        self.reference = reference
         self.path = path
         self._n_features = len(self.feature_names)
         self._compiled: CompiledTrees | None = None
@@ -226,6 +233,7 @@ class ModelBundle:
             (staging / FEATURE_SPEC_FILE).write_text(dumps(self.feature_spec()))
             (staging / THRESHOLD_FILE).write_text(dumps(self.threshold.to_json()))
             (staging / METRICS_FILE).write_text(dumps(self.metrics))
+            (staging / REFERENCE_FILE).write_text(dumps(self.reference.to_json()))
             (staging / MANIFEST_FILE).write_text(dumps(self.manifest))
             os.chmod(staging, 0o755)
             if target.exists():
@@ -274,6 +282,7 @@ class ModelBundle:
             calibrator = Calibrator.from_json(_read_json(path, CALIBRATOR_FILE))
             threshold = ThresholdPolicy.from_json(_read_json(path, THRESHOLD_FILE))
             anomaly = AnomalyDetector.load(path)
+            reference = BinnedReference.from_json(_read_json(path, REFERENCE_FILE))
             version = str(manifest["version"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"model bundle {path} is malformed ({type(exc).__name__}: {exc}); retrain it") from None
@@ -281,7 +290,7 @@ class ModelBundle:
         bundle = cls(
             version=version, feature_names=names, families=families, feature_settings=feature_settings,
             booster=booster, calibrator=calibrator, threshold=threshold, anomaly=anomaly,
-            manifest=manifest, metrics=_read_json(path, METRICS_FILE), path=path,
+            manifest=manifest, metrics=_read_json(path, METRICS_FILE), reference=reference, path=path,
         )
         if anomaly.medians.size != len(names):
             raise BundleError(f"model bundle {path}: anomaly detector has {anomaly.medians.size} features, "

@@ -33,6 +33,7 @@ import pandas as pd
 from detection.anomaly import AnomalyDetector
 from detection.bundle import FORMAT, ModelBundle, version_id
 from detection.calibration import CalibrationMethod, Calibrator, ThresholdPolicy
+from detection.drift import BinnedReference, gain_importance
 from detection.frames import FeatureMatrix, compute_features, utc_window_mask
 from detection.metrics import evaluate
 from features.base import MS_PER_DAY
@@ -302,6 +303,13 @@ def train_on_features(
         scored = fm.frame.iloc[rows][["card_id", "timestamp", "amount", "is_fraud"]].assign(score=calibrator.apply(margin))
         metrics[name] = evaluate(scored, threshold.threshold, k=100)
 
+    say("binning the training population (reference for drift checks)")
+    train_margin = np.asarray(booster.inplace_predict(X[positions], predict_type="margin"), dtype=np.float64)
+    reference = BinnedReference.fit(
+        calibrator.apply(train_margin), X[positions], fm.feature_names, gain_importance(booster, fm.feature_names),
+        window={"start": str(train_start), "end": str(train_end)},
+    )
+
     identity = {
         "format": FORMAT,
         "data_sha256": data_hash,
@@ -343,5 +351,5 @@ def train_on_features(
     return ModelBundle(
         version=version, feature_names=fm.feature_names, families=families, feature_settings=feature_settings,
         booster=booster, calibrator=calibrator, threshold=threshold, anomaly=anomaly,
-        manifest=manifest, metrics=metrics,
+        manifest=manifest, metrics=metrics, reference=reference,
     )
