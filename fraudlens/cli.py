@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 #: Command modules, registered in this order (help lists them alphabetically).
-COMMAND_MODULES = ("data", "models", "explain", "streaming", "api", "demo", "config")
+COMMAND_MODULES = ("data", "models", "explain", "streaming", "api", "demo", "config", "registry", "validation")
 
 
 class _State:
