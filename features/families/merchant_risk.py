@@ -10,6 +10,10 @@ For a transaction at ``t`` a label counts when ``known_at`` lies in ``(t - W, t]
 ``merchant_fraud_rate_30d`` / ``_90d`` (frauds / labels, NaN with no labels),
 ``merchant_known_labels_30d`` and ``merchant_known_frauds_30d``.
 
+Merchant state is the one state fed from every partition of the stream (cards are
+the partition key), so expiry keeps a day of slack for transactions that arrive out
+of event-time order; without it two runs over the same data could differ.
+
 Online, labels arrive through ``learn_label``; the engine must learn every label
 with ``known_at <= t`` before it transforms a transaction at ``t`` (labels learnt
 early, with ``known_at > t``, are ignored until their time comes). The state keeps
@@ -32,6 +36,8 @@ from features.families._labels import LabelArrays, label_arrays
 from features.schema import Transaction
 
 _WIDTHS = (30 * MS_PER_DAY, 90 * MS_PER_DAY)
+#: How far back in event time a merchant's transactions may arrive late (across partitions).
+OUT_OF_ORDER_MS = MS_PER_DAY
 
 
 class MerchantRisk(Family):
@@ -39,6 +45,8 @@ class MerchantRisk(Family):
     entity = "merchant"
     uses_labels = True
     horizon_ms = _WIDTHS[-1]
+    #: Labels are forgotten this long after they leave the widest window (see :meth:`expire`).
+    expiry_slack_ms = OUT_OF_ORDER_MS
     _names = (
         "merchant_fraud_rate_30d",
         "merchant_fraud_rate_90d",
@@ -81,7 +89,11 @@ class MerchantRisk(Family):
         # No expiry here: a label learnt early must not push out labels still valid now.
 
     def expire(self, state: Any, now_ms: int) -> bool:
-        cut = now_ms - self.horizon_ms
+        # A merchant's transactions come from every partition of the stream, so they do not
+        # arrive in time order: a transaction a few seconds older than ``now_ms`` may still come.
+        # Labels are kept OUT_OF_ORDER_MS past the widest window so that it sees exactly what an
+        # in-order run would (values_one reads ranges, so a kept label never changes a value).
+        cut = now_ms - self.horizon_ms - OUT_OF_ORDER_MS
         for key in ("k", "f"):
             values = state[key]
             if values and values[0] <= cut:
