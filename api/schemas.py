@@ -139,12 +139,23 @@ class ModelSummary(BaseModel):
     created_at: str | None = None
 
 
+class DriftOut(BaseModel):
+    """The latest live drift snapshot the stream took for a model version."""
+
+    taken_at: datetime
+    window_rows: int = Field(description="Scored transactions in the window the PSI was computed on.")
+    psi: dict[str, float | None] = Field(description="PSI per variable (`score` and top features) against training.")
+    flags: dict[str, str] = Field(description="stable (< 0.1) | shift (< 0.25) | major shift | unknown, per variable.")
+    instance: str = Field("", description="The scoring process that took it (each sees its own partitions).")
+
+
 class ModelCard(BaseModel):
     version: str
     champion: bool
     threshold: dict[str, Any]
     metrics: dict[str, Any]
     manifest: dict[str, Any]
+    drift: DriftOut | None = Field(None, description="Latest live drift snapshot; null when the stream never took one.")
 
 
 class Health(BaseModel):

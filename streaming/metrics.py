@@ -13,7 +13,7 @@ _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
 class StreamMetrics:
-    """Counters, histograms and gauges named ``fraudlens_stream_*``."""
+    """Counters, histograms and gauges named ``fraudlens_stream_*`` (and ``fraudlens_drift_psi``)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -46,6 +46,13 @@ class StreamMetrics:
             registry=r,
         )
         self.lag = Gauge("fraudlens_stream_consumer_lag", "Records behind the partition end.", ["topic", "partition"], registry=r)
+        self.drift_psi = Gauge(
+            "fraudlens_drift_psi",
+            "PSI of the live score or a top feature over the recent window against the training reference "
+            "(0.1: shift worth a look, 0.25: act).",
+            ["model_version", "variable"],
+            registry=r,
+        )
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Expose /metrics over HTTP on ``port`` (a daemon thread)."""

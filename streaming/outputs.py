@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from typing import Any
 
-from streaming.records import HEADER_TRUNCATED, BatchOutputs, DeadLetter
+import orjson
+
+from streaming.records import HEADER_TRUNCATED, BatchOutputs, DeadLetter, ShadowOut
 from streaming.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,22 @@ class KafkaOutputs:
         self.settings = settings
 
     def publish(self, outputs: BatchOutputs, flush_timeout_s: float = 30.0) -> None:
+        """Send every output of the batch and return once all are acknowledged (else :class:`PublishError`)."""
+        futures = self.send(outputs)
+        self.producer.flush(timeout=flush_timeout_s)
+        self.await_acks(futures, flush_timeout_s)
+
+    def send(self, outputs: BatchOutputs) -> list[Any]:
+        """Hand every output record to the producer without waiting; returns the send futures.
+
+        The producer's I/O thread sends them within ``linger_ms``; :meth:`await_acks` waits.
+        """
         s = self.settings
         send = self.producer.send
         same = self._co_partitioned()
+        dumps = orjson.dumps
         futures = [
-            send(s.scores_topic, key=score.key, value=json.dumps(score.to_record()).encode(),
+            send(s.scores_topic, key=score.key, value=dumps(score.to_record()),
                  partition=score.source_partition if same else None)
             for score in outputs.scores
         ]
@@ -60,10 +75,24 @@ class KafkaOutputs:
             for alert in outputs.alerts
         )
         futures.extend(self._send_dead(dead) for dead in outputs.dead)
-        self.producer.flush(timeout=flush_timeout_s)
+        futures.extend(self._send_shadow(shadow) for shadow in outputs.shadow)
+        return futures
+
+    @staticmethod
+    def await_acks(futures: list[Any], timeout_s: float = 30.0) -> None:
+        """Block until every future is acknowledged; :class:`PublishError` if any failed or timed out."""
+        from kafka.errors import KafkaError
+
+        deadline = time.monotonic() + timeout_s
+        # The last sends finish last: once they are done, the rest is (almost always) done too.
+        for future in reversed(futures):
+            if not future.is_done:
+                # A failure or timeout is counted below with every other one.
+                with contextlib.suppress(KafkaError):
+                    future.get(timeout=max(0.0, deadline - time.monotonic()))
         failed = [f for f in futures if not f.is_done or f.failed()]
         if failed:
-            first = failed[0].exception if failed[0].is_done else "not acknowledged before the flush timeout"
+            first = failed[0].exception if failed[0].is_done else "not acknowledged in time"
             raise PublishError(f"{len(failed)} of {len(futures)} output records not acknowledged: {first}")
 
     def _co_partitioned(self) -> bool:
@@ -91,6 +120,10 @@ class KafkaOutputs:
             cut = (value or b"")[:limit]
             headers.append((HEADER_TRUNCATED, str(len(value or b"")).encode()))
             return self.producer.send(self.settings.dlq_topic, key=dead.source.key, value=cut, headers=headers)
+
+    def _send_shadow(self, shadow: ShadowOut) -> Any:
+        """A challenger's verdict: its own topic, keyed like the transaction; never an alert."""
+        return self.producer.send(self.settings.shadow_topic, key=shadow.key, value=orjson.dumps(shadow.to_record()))
 
     def close(self, timeout_s: float = 10.0) -> None:
         self.producer.close(timeout=timeout_s)

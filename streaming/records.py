@@ -50,6 +50,64 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowOut:
+    """What a challenger model would have decided on one transaction (topic `scores.shadow`, never an alert).
+
+    It carries the champion's verdict on the same transaction, so a shadow row alone
+    is enough to compare the two models on live traffic.
+    """
+
+    transaction_id: str
+    key: bytes
+    model_version: str  # the challenger's
+    score: float
+    decision: str  # "alert" | "pass": what the challenger WOULD have decided
+    threshold: float
+    champion_version: str
+    champion_score: float
+    champion_decision: str
+    event_time_ms: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "transaction_id": self.transaction_id,
+            "model_version": self.model_version,
+            "score": self.score,
+            "decision": self.decision,
+            "threshold": self.threshold,
+            "champion_version": self.champion_version,
+            "champion_score": self.champion_score,
+            "champion_decision": self.champion_decision,
+            "event_time_ms": self.event_time_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSnapshot:
+    """Live PSI of the score and top features over the recent window, against the training reference."""
+
+    model_version: str
+    taken_at_ms: int
+    window_rows: int
+    #: Variable ("score" or a feature name) → PSI; None when the window has nothing to compare.
+    psi: dict[str, float | None]
+    #: Variable → "stable" | "shift" | "major shift" | "unknown" (detection.drift.psi_flag).
+    flags: dict[str, str]
+    #: Which scoring process took it: each consumer sees only its own partitions.
+    instance: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "taken_at_ms": self.taken_at_ms,
+            "window_rows": self.window_rows,
+            "psi": dict(self.psi),
+            "flags": dict(self.flags),
+            "instance": self.instance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreOut:
     """The score of one transaction: a `scores` record and a row of the store."""
 
@@ -64,6 +122,9 @@ class ScoreOut:
     source_offset: int
     source_timestamp_ms: int
     processing_ms: float
+    #: The challenger's verdict on this transaction when a shadow model runs. It rides on
+    #: the champion's score so that whatever stores or publishes scores gets it too.
+    shadow: ShadowOut | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -94,3 +155,10 @@ class BatchOutputs:
     scores: list[ScoreOut] = field(default_factory=list)
     alerts: list[AlertOut] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    #: A drift snapshot, on the batches where the monitor took one (every N seconds).
+    drift: DriftSnapshot | None = None
+
+    @property
+    def shadow(self) -> list[ShadowOut]:
+        """The challenger's records of this batch (empty without a shadow model)."""
+        return [s.shadow for s in self.scores if s.shadow is not None]

@@ -25,6 +25,16 @@ class ModelLoadError(RuntimeError):
 
 
 @dataclass(slots=True)
+class ShadowScores:
+    """A challenger's scores and the decisions it would have made, row-aligned with the batch."""
+
+    scores: np.ndarray
+    alerts: np.ndarray
+    threshold: float
+    model_version: str
+
+
+@dataclass(slots=True)
 class ScoredBatch:
     """Scores of one micro-batch, row-aligned with its transactions."""
 
@@ -37,6 +47,10 @@ class ScoredBatch:
     feature_names: list[str] = field(default_factory=list)
     #: What produced the scores (the bundle for ModelScorer), for the alert card builder.
     model: Any = None
+    #: The challenger's verdicts when a shadow model runs (streaming.shadow.ShadowScorer).
+    shadow: ShadowScores | None = None
+    #: A drift snapshot (streaming.records.DriftSnapshot) when the drift monitor took one on this batch.
+    drift: Any = None
 
 
 class Scorer(Protocol):
@@ -81,11 +95,13 @@ class RuleScorer:
 class ModelScorer:
     """Online features (per-entity state) → calibrated model score → threshold policy."""
 
-    def __init__(self, bundle: Any, online: Any, cards: Any | None = None) -> None:
+    def __init__(self, bundle: Any, online: Any, cards: Any | None = None, drift: Any | None = None) -> None:
         self.bundle = bundle
         self.online = online
         #: Alert-card builder (SHAP + reasons + template narrative) for this bundle.
         self.cards = cards
+        #: Live drift monitor (streaming.drift.DriftMonitor); it sees every batch's features and scores.
+        self.drift = drift
 
     @property
     def model_version(self) -> str:
@@ -138,4 +154,5 @@ class ModelScorer:
             features=X,
             feature_names=list(self.bundle.feature_names),
             model=self.bundle,
+            drift=self.drift.observe(scores, X) if self.drift is not None else None,
         )

@@ -30,6 +30,9 @@ def serve(
 ) -> RunSummary:
     """Run one consumer-group member until SIGTERM/SIGINT (or ``idle_exit_s`` without records)."""
     metrics = StreamMetrics()
+    monitor = getattr(scorer, "drift", None)
+    if monitor is not None:
+        monitor.export_to(metrics.drift_psi)
     if kafka.metrics_port:
         metrics.serve(kafka.metrics_port)
         log.info("metrics served", extra={"port": kafka.metrics_port})
@@ -42,7 +45,8 @@ def serve(
         retry(store.setup, step="store setup", transient=TRANSIENT_ERRORS, backoff=backoff,
               should_stop=lambda: service.stopping)
         if create_topics_partitions:
-            topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic]
+            topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic,
+                      kafka.shadow_topic]
             retry(lambda: ensure_topics(kafka.bootstrap, topics, create_topics_partitions), step="create topics",
                   transient=(*kafka_transient_errors(), BrokerError), backoff=backoff, should_stop=lambda: service.stopping)
     except Interrupted:

@@ -38,6 +38,10 @@ class KafkaSettings(BaseModel):
         ge=1024,
         description="A transaction record larger than this is dead-lettered without being parsed.",
     )
+    max_in_flight_batches: int = Field(
+        default=4, ge=1,
+        description="Scored batches that may wait for broker acks and the store write while the next ones are polled.",
+    )
     producer_linger_ms: int = Field(default=2, ge=0)
     producer_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
     retry_backoff_s: float = Field(default=0.2, gt=0, description="First wait when the broker or the store fails.")
@@ -47,6 +51,28 @@ class KafkaSettings(BaseModel):
         description="Skip transactions the store already scored (a replay after a crash) before scoring them again.",
     )
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: off).")
+    # -- challenger (shadow) scoring and live drift ----------------------------------------
+    shadow_topic: str = Field(
+        default="scores.shadow", description="Where the challenger's scores go; they never raise alerts."
+    )
+    shadow_model: str | None = Field(
+        default=None,
+        description="Challenger scored beside the champion on the same online features: a bundle directory "
+        "or a registry version (`fraudlens stream --shadow`).",
+    )
+    drift_window: int = Field(
+        default=50_000, ge=0, description="Live drift (PSI) over the last this many scored transactions (0: off)."
+    )
+    drift_top_features: int = Field(
+        default=10, ge=0, description="Features watched for drift besides the score: the model's most important."
+    )
+    drift_every_s: float = Field(default=60.0, gt=0, description="Seconds between persisted drift snapshots.")
+    drift_every_batches: int = Field(
+        default=0, ge=0, description="Also take a snapshot every this many batches (0: by time only)."
+    )
+    drift_min_rows: int = Field(
+        default=1000, ge=1, description="No snapshot before the window holds this many rows (PSI on few rows is noise)."
+    )
 
 
 class BrokerSettings(BaseModel):

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from streaming.records import AlertOut, ScoreOut
+from streaming.records import BatchOutputs, DriftSnapshot
 from streaming.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,43 @@ alerts_table = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: What a challenger would have decided on each transaction (shadow scoring); never alerts.
+shadow_scores_table = Table(
+    "shadow_scores",
+    metadata,
+    Column("transaction_id", String(128), primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("champion_version", String(64), nullable=False),
+    Column("champion_score", Float, nullable=False),
+    Column("champion_decision", String(8), nullable=False),
+    Column("event_time_ms", BigInteger, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Live drift (PSI of the score and top features against training), one row per snapshot.
+drift_snapshots_table = Table(
+    "drift_snapshots",
+    metadata,
+    Column("model_version", String(64), primary_key=True),
+    Column("taken_at", DateTime(timezone=True), primary_key=True),
+    Column("instance", String(128), primary_key=True),
+    Column("window_rows", Integer, nullable=False),
+    Column("psi", JSON, nullable=False),
+    Column("flags", JSON, nullable=False),
+)
+
+_SHADOW_COLUMNS = (
+    "transaction_id", "model_version", "score", "decision", "threshold", "champion_version", "champion_score",
+    "champion_decision", "event_time_ms", "scored_at",
+)
+_SHADOW_INSERT = (
+    f"INSERT INTO shadow_scores ({', '.join(_SHADOW_COLUMNS)}) VALUES ({{marks}}) "
+    "ON CONFLICT (transaction_id, model_version) DO NOTHING"
+)
+
 _SCORE_COLUMNS = (
     "transaction_id", "score", "decision", "threshold", "model_version", "event_time_ms",
     "source_partition", "source_offset", "processing_ms", "scored_at",
@@ -96,6 +133,8 @@ class WriteResult:
     #: Score rows written or already there (the exact new count is not worth a RETURNING per row).
     scores: int
     new_alerts: int
+    #: Challenger rows written or already there (shadow scoring).
+    shadow: int = 0
 
 
 class AlertStore(Protocol):
@@ -103,7 +142,7 @@ class AlertStore(Protocol):
 
     def setup(self) -> None: ...
     def scored_ids(self, transaction_ids: Sequence[str]) -> set[str]: ...
-    def write(self, scores: Sequence[ScoreOut], alerts: Sequence[AlertOut]) -> WriteResult: ...
+    def write(self, batch: BatchOutputs) -> WriteResult: ...
     def get_alert(self, transaction_id: str) -> dict[str, Any] | None: ...
     def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
     def update_card(self, transaction_id: str, card: dict[str, Any]) -> bool: ...
@@ -168,11 +207,18 @@ class SqlAlertStore:
                 found.update(row[0] for row in rows)
         return found
 
-    def write(self, scores: Sequence[ScoreOut], alerts: Sequence[AlertOut]) -> WriteResult:
-        """Insert scores and alerts in one transaction; rows already there are left untouched."""
-        if not scores and not alerts:
+    def write(self, batch: BatchOutputs) -> WriteResult:
+        """Insert a batch's scores, alerts, challenger verdicts (``ScoreOut.shadow``) and drift
+        snapshot in one transaction; rows already there are left untouched."""
+        scores, alerts, drift = batch.scores, batch.alerts, batch.drift
+        if not scores and not alerts and drift is None:
             return WriteResult(0, 0)
         now = datetime.now(UTC)
+        shadow_rows = [
+            (h.transaction_id, h.model_version, h.score, h.decision, h.threshold, h.champion_version,
+             h.champion_score, h.champion_decision, h.event_time_ms)
+            for h in (s.shadow for s in scores) if h is not None
+        ]
         score_rows = [
             (s.transaction_id, s.score, s.decision, s.threshold, s.model_version, s.event_time_ms,
              s.source_partition, s.source_offset, s.processing_ms)
@@ -193,7 +239,36 @@ class SqlAlertStore:
         with self.engine.begin() as conn:
             self._insert_scores(conn, score_rows, now)
             new_alerts = self._insert_ignore(conn, alerts_table, alert_rows)
-        return WriteResult(len(score_rows), new_alerts)
+            self._insert_rows(conn, _SHADOW_INSERT, _SHADOW_COLUMNS, shadow_rows, now)
+            if drift is not None:
+                self._insert_drift(conn, drift)
+        return WriteResult(len(score_rows), new_alerts, len(shadow_rows))
+
+    def _insert_rows(self, conn: Any, sql: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
+                     now: datetime) -> None:
+        """Driver-level executemany of rows whose last column is the write time (as for scores)."""
+        if not rows:
+            return
+        if self.dialect == "sqlite":
+            stamp: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            marker = "?"
+        else:
+            stamp, marker = now, "%s"
+        conn.exec_driver_sql(sql.format(marks=", ".join([marker] * len(columns))), [(*row, stamp) for row in rows])
+
+    def _insert_drift(self, conn: Any, snapshot: DriftSnapshot) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        row = {
+            "model_version": snapshot.model_version,
+            "taken_at": datetime.fromtimestamp(snapshot.taken_at_ms / 1000.0, UTC),
+            "instance": snapshot.instance,
+            "window_rows": snapshot.window_rows,
+            "psi": snapshot.psi,
+            "flags": snapshot.flags,
+        }
+        conn.execute(insert(drift_snapshots_table).on_conflict_do_nothing(), [row])
 
     def _insert_scores(self, conn: Any, rows: list[tuple[Any, ...]], now: datetime) -> None:
         """One driver-level executemany: the hot path's largest write, a row per transaction.
@@ -246,6 +321,41 @@ class SqlAlertStore:
             query = query.where(alerts_table.c.status == status)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def count_shadow(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(shadow_scores_table)).scalar_one())
+
+    def shadow_pairs(self) -> list[tuple[str, str, int]]:
+        """(champion version, challenger version, rows) of every model pair with shadow rows."""
+        t = shadow_scores_table
+        query = (select(t.c.champion_version, t.c.model_version, func.count())
+                 .group_by(t.c.champion_version, t.c.model_version).order_by(t.c.champion_version, t.c.model_version))
+        with self.engine.connect() as conn:
+            return [(str(a), str(b), int(n)) for a, b, n in conn.execute(query)]
+
+    def shadow_rows(self, *, champion: str | None = None, challenger: str | None = None,
+                    since_ms: int | None = None) -> list[dict[str, Any]]:
+        """Shadow rows (one per transaction and challenger), filtered by versions and event time."""
+        t = shadow_scores_table
+        query = select(t).order_by(t.c.event_time_ms, t.c.transaction_id)
+        if champion is not None:
+            query = query.where(t.c.champion_version == champion)
+        if challenger is not None:
+            query = query.where(t.c.model_version == challenger)
+        if since_ms is not None:
+            query = query.where(t.c.event_time_ms >= since_ms)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def latest_drift(self, model_version: str) -> dict[str, Any] | None:
+        """The most recent drift snapshot of ``model_version`` (any instance), or None."""
+        t = drift_snapshots_table
+        query = (select(t).where(t.c.model_version == model_version)
+                 .order_by(t.c.taken_at.desc(), t.c.instance).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
 
     def update_card(self, transaction_id: str, card: dict[str, Any]) -> bool:
         """Replace an alert's card (the narrative worker adds its narrative)."""

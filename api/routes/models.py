@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from fastapi import Path as PathParam
 
 from api.deps import CtxDep, ModelReaderDep
 from api.errors import NotFound
-from api.schemas import ModelCard, ModelSummary
+from api.schemas import DriftOut, ModelCard, ModelSummary
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -63,4 +64,17 @@ def get_model(version: Annotated[str, PathParam(max_length=128)], who: ModelRead
         raise NotFound(f"model version {version!r} is not in the registry")
     root = registry.root / version
     return ModelCard(version=version, champion=version == _champion(registry), threshold=_read(root / THRESHOLD_FILE),
-                     metrics=_read(root / METRICS_FILE), manifest=_read(root / MANIFEST_FILE))
+                     metrics=_read(root / METRICS_FILE), manifest=_read(root / MANIFEST_FILE),
+                     drift=_drift(ctx, version))
+
+
+def _drift(ctx: CtxDep, version: str) -> DriftOut | None:
+    """The stream's latest drift snapshot of ``version`` (written by streaming.drift via the store)."""
+    row = ctx.store.latest_drift(version)
+    if row is None:
+        return None
+    taken_at = row["taken_at"]
+    if taken_at.tzinfo is None:  # SQLite hands back naive datetimes; the store writes UTC
+        taken_at = taken_at.replace(tzinfo=UTC)
+    return DriftOut(taken_at=taken_at, window_rows=row["window_rows"], psi=row["psi"], flags=row["flags"],
+                    instance=row["instance"])

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from api import ApiSettings, create_app
 from api.keys import Role
 from fraudlens.settings import Settings
-from streaming.records import AlertOut
+from streaming.records import AlertOut, BatchOutputs
 from streaming.store import SqlAlertStore
 
 SIM_CARDS, SIM_DAYS, SIM_SEED = 200, 35, 13
@@ -87,8 +87,8 @@ class Desk:
         response = self.client.post("/v1/score?explain=true", json=records[:n], headers=self.headers(Role.SCORER))
         assert response.status_code == 200, response.text
         results = response.json()["results"]
-        self.store.write([], [AlertOut(r["transaction_id"], b"", r["score"], r["model_version"], r["card"])
-                              for r in results])
+        self.store.write(BatchOutputs(alerts=[AlertOut(r["transaction_id"], b"", r["score"], r["model_version"],
+                                                       r["card"]) for r in results]))
         return results
 
 

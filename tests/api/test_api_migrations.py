@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from api.migrate import current, upgrade
 
-TABLES = {"scores", "alerts", "decisions", "alert_assignments", "audit_log", "api_keys"}
+TABLES = {"scores", "alerts", "decisions", "alert_assignments", "audit_log", "api_keys", "shadow_scores", "drift_snapshots"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -22,7 +22,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
 def test_upgrade_creates_every_table_and_runs_twice(engine: sa.Engine) -> None:
     upgrade(engine)
     upgrade(engine)
-    assert current(engine) == "0001"
+    assert current(engine) == "0002"
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
 

@@ -122,11 +122,11 @@ class FlakyStore(SqlAlertStore):
         super().__init__(settings)
         self.failures = failures
 
-    def write(self, scores: Any, alerts: Any) -> WriteResult:
+    def write(self, batch: Any) -> WriteResult:
         if self.failures > 0:
             self.failures -= 1
             raise sa_exc.OperationalError("INSERT", {}, ConnectionRefusedError("database is down"))
-        return super().write(scores, alerts)
+        return super().write(batch)
 
 
 def test_store_outage_blocks_and_retries_without_dropping(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streaming.records import AlertOut, ScoreOut
+from streaming.records import AlertOut, BatchOutputs, ScoreOut
 from streaming.settings import StoreSettings
 from streaming.store import SqlAlertStore, StoreError, scores_table
 
@@ -30,9 +30,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[SqlAlertStore]:
 
 
 def test_writes_are_idempotent_by_transaction_id(store: SqlAlertStore) -> None:
-    first = store.write([score("a"), score("b"), score("c", 0.95)], [alert("c")])
+    first = store.write(BatchOutputs(scores=[score("a"), score("b"), score("c", 0.95)], alerts=[alert("c")]))
     assert first.new_alerts == 1
-    replay = store.write([score("b", 0.5), score("c", 0.95), score("d")], [alert("c")])
+    replay = store.write(BatchOutputs(scores=[score("b", 0.5), score("c", 0.95), score("d")], alerts=[alert("c")]))
     assert replay.new_alerts == 0
     assert store.count_scores() == 4 and store.count_alerts() == 1
     with store.engine.connect() as conn:
@@ -41,14 +41,14 @@ def test_writes_are_idempotent_by_transaction_id(store: SqlAlertStore) -> None:
 
 
 def test_scored_ids_finds_replayed_transactions(store: SqlAlertStore) -> None:
-    store.write([score(f"t{i}") for i in range(1200)], [])
+    store.write(BatchOutputs(scores=[score(f"t{i}") for i in range(1200)]))
     asked = [f"t{i}" for i in range(1100, 1300)]  # more than one parameter chunk
     assert store.scored_ids(asked) == {f"t{i}" for i in range(1100, 1200)}
     assert store.scored_ids([]) == set()
 
 
 def test_alert_card_round_trips_and_can_be_updated(store: SqlAlertStore) -> None:
-    store.write([score("c", 0.95)], [alert("c")])
+    store.write(BatchOutputs(scores=[score("c", 0.95)], alerts=[alert("c")]))
     row = store.get_alert("c")
     assert row is not None and row["status"] == "new" and row["card"]["transaction"]["card"] == "****1234"
     assert store.update_card("c", {**row["card"], "narrative": "because"})
