@@ -20,18 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import socket
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from host import describe  # noqa: E402  (bench/ is the script's directory)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -161,13 +160,6 @@ def _in_process(registry: Path, work: Path, records: list[dict[str, Any]]) -> di
             "p99_ms": round(float(np.percentile(times, 99)), 3)}
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
@@ -229,9 +221,7 @@ def main() -> None:
             "score_p99_over_healthz_p99": round(score["p99_ms"] / max(healthz["p99_ms"], 1e-9), 2),
             "http_overhead_p50_ms": round(score["service_p50_ms"] - in_process["p50_ms"], 3),
         },
-        "machine": {"python": platform.python_version(), "cpus": multiprocessing.cpu_count(),
-                    "platform": platform.platform()},
-        "versions": {name: _version(name) for name in ("fastapi", "uvicorn", "xgboost", "xgboost-cpu", "httpx")},
+        "machine": describe(("fastapi", "uvicorn", "xgboost", "xgboost-cpu", "httpx")),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -34,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from host import describe  # noqa: E402  (bench/ is the script's directory)
 
 from detection import ModelBundle, compute_features, evaluate, run_comparison, train_on_features  # noqa: E402
 from detection.training import library_versions, pipeline_settings  # noqa: E402
@@ -50,25 +51,7 @@ def log(message: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (float("nan"),) * 3
-    return {
-        "platform": platform.platform(),
-        "cpu": model,
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in load],
-        "libraries": library_versions(),
-    }
+    return describe(libraries=library_versions())
 
 
 def day(offset: int) -> date:

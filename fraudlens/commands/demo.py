@@ -1,9 +1,10 @@
 """``fraudlens demo``: the whole product on embedded defaults, in one command.
 
-simulate → train + evaluate out of time against two baselines → register the
-champion → start the embedded broker → warm the online feature state from history
-→ stream the out-of-time window through the real consumer (scores, alert cards,
-dead letters) → narrate the top alerts with the local language model → summary.
+simulate → train + evaluate out of time against two baselines → validate the model
+(the model-risk report) → promote it through the promotion gate → start the embedded
+broker → warm the online feature state from history → stream the out-of-time window
+through the real consumer (scores, alert cards, dead letters) → narrate the top
+alerts with the local language model → summary → serve the investigator desk.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import typer
 
 from fraudlens.commands._common import stderr_console, user_errors
 
+#: Days at the start of the simulated data that only build feature history (widest card window).
+HISTORY_WARMUP_DAYS = 30
+
 
 def demo(
     cards: Annotated[int, typer.Option("--cards", min=50, help="Simulated cards.")] = 1500,
@@ -26,6 +30,9 @@ def demo(
     test_days: Annotated[int, typer.Option("--test-days", min=7, help="Out-of-time days, streamed through the broker.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 7,
     narratives: Annotated[int, typer.Option("--narratives", min=0, help="Top alerts narrated by the language model.")] = 3,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Write the validation report and promote through the gate.")
+    ] = True,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Run the streaming part.")] = True,
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Finish by serving the API and investigator pages (Ctrl-C stops).")
@@ -46,14 +53,19 @@ def demo(
     work.mkdir(parents=True, exist_ok=True)
     first_day = date(2026, 1, 1)
     test_start = first_day + timedelta(days=days - test_days)
+    test_end = first_day + timedelta(days=days - 1)
+    # A fresh store per demo run; the registry (settings.model.registry_dir) keeps its history.
+    (work / "fraudlens.db").unlink(missing_ok=True)
+    store_url = f"sqlite:///{(work / 'fraudlens.db').resolve()}"
     with user_errors():
         frame, data = _simulate(console, work, cards, days, seed, first_day)
-        bundle, report = _train_and_compare(console, settings, frame, data, first_day, test_start,
-                                            first_day + timedelta(days=days - 1))
+        bundle, report = _train_and_compare(console, settings, frame, data, first_day, test_start, test_end)
         _print_quality(console, report)
+        if validate:
+            _validate(console, settings, work, frame, data, bundle, test_start, test_end)
+            _promote(console, settings, store_url, bundle)
         if not stream:
             return
-        store_url = f"sqlite:///{(work / 'fraudlens.db').resolve()}"
         summary = _stream(console, settings, work, frame, bundle, test_start, store_url)
         if narratives:
             _narrate(console, settings, store_url, narratives)
@@ -84,19 +96,76 @@ def _train_and_compare(console: Any, settings: Any, frame: Any, data: Path, firs
     from features.pipeline import FeaturePipeline
 
     train_end = test_start - timedelta(days=1)
+    # The simulation starts with no history: until the widest card window (30 days) has filled,
+    # features describe a population the model will never score, and the validation report's
+    # stability check compares the live month with the training window. Those days only build
+    # feature history (as the months before a bank's training window do).
+    train_start = first_day + timedelta(days=HISTORY_WARMUP_DAYS)
     with console.status("training the model and both baselines") as status:
         comparison = run_comparison(
-            frame, train_start=first_day, train_end=train_end, test_start=test_start, test_end=test_end,
+            frame, train_start=train_start, train_end=train_end, test_start=test_start, test_end=test_end,
             pipeline=FeaturePipeline.from_settings(settings.features), settings=settings.model,
             data_hash=file_sha256(data), source=str(data), feature_settings=settings.features,
             progress=status.update,
         )
         registry = ModelRegistry(settings.model.registry_dir)
-        path = registry.register(comparison.bundle, promote=True)
-    console.print(f"[bold]2. model[/bold] {comparison.bundle.version} trained on {first_day} .. {train_end}, "
-                  f"champion in {path}")
+        path = registry.register(comparison.bundle)
+    console.print(f"[bold]2. model[/bold] {comparison.bundle.version} trained on {train_start} .. {train_end} "
+                  f"(history from {first_day}), registered in {path}")
     (settings.work_dir / "demo" / "baselines.json").write_text(json.dumps(comparison.report, indent=2))
     return comparison.bundle, comparison.report
+
+
+def _validate(console: Any, settings: Any, work: Path, frame: Any, data: Path, bundle: Any, test_start: date,
+              test_end: date) -> None:
+    from detection.bundle import file_sha256
+    from detection.validation import (
+        ValidationOptions,
+        copy_to_registry,
+        run_validation,
+        write_report,
+    )
+
+    out = work / "validation"
+    with console.status("validating the model") as status:
+        result = run_validation(frame, bundle, test_start, test_end, data_path=data.resolve(),
+                                data_sha256=file_sha256(data), options=ValidationOptions(), progress=status.update)
+        write_report(result, out)
+        copy_to_registry(out, settings.model.registry_dir, bundle.version)
+    r = result.report
+    ap, checks = r["performance"]["average_precision"], r["checks"]
+
+    def word(value: bool | None) -> str:
+        return "not run" if value is None else "pass" if value else "FAIL"
+
+    console.print(f"[bold]3. validation[/bold] AP {ap['value']:.3f} (95% CI {ap['ci_low']:.3f}-{ap['ci_high']:.3f}); "
+                  f"calibration {word(checks['calibration'])}, stability {word(checks['stability'])}, "
+                  f"reproducible {word(checks['reproducible'])}; {len(r['segments']['flagged'])} segment(s) flagged "
+                  f"-> {out / 'report.html'}")
+
+
+def _promote(console: Any, settings: Any, store_url: str, bundle: Any) -> None:
+    from detection.registry import ModelRegistry, RegistryError
+    from fraudlens.commands.registry import gate_and_promote
+
+    registry = ModelRegistry(settings.model.registry_dir)
+    try:
+        if registry.champion_version() == bundle.version:
+            console.print(f"[bold]4. promotion[/bold] {bundle.version} is already the champion (an earlier demo run)")
+            return
+    except RegistryError:
+        pass
+    audited = settings.model_copy(update={"store": settings.store.model_copy(update={"url": store_url})})
+    with console.status("running the promotion gate") as status:
+        decision = gate_and_promote(audited, bundle.version, actor="demo", progress=status.update)
+    verdict = "APPROVED, now the champion" if decision.approved else "REFUSED"
+    console.print(f"[bold]4. promotion[/bold] {bundle.version}: {verdict}")
+    for reason in decision.reasons:
+        console.print(f"          - {reason}")
+    if not decision.approved:
+        # The demo still streams this model to show the rest of the pipeline, and says so;
+        # `fraudlens stream` without --model would keep scoring with the current champion.
+        console.print("          [yellow]the demo streams it anyway; in production the champion would stay[/yellow]")
 
 
 def _print_quality(console: Any, report: dict[str, Any]) -> None:
@@ -128,7 +197,6 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
     from streaming.scoring import ModelScorer
     from streaming.service import serve
 
-    (work / "fraudlens.db").unlink(missing_ok=True)
     store_settings = settings.store.model_copy(update={"url": store_url})
     cutoff = pd.Timestamp(test_start, tz="UTC")
     ordered = frame.sort_values("timestamp", kind="stable")
@@ -147,7 +215,7 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
     with EmbeddedBroker(broker_settings, topics=topics, log_path=work / "broker.log") as broker:
         kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "session_timeout_ms": 6000,
                                                   "heartbeat_interval_ms": 1000})
-        console.print(f"[bold]3. stream[/bold] broker at {broker.bootstrap}; replaying {len(live):,} "
+        console.print(f"[bold]5. stream[/bold] broker at {broker.bootstrap}; replaying {len(live):,} "
                       f"out-of-time transactions through the consumer")
         result: dict[str, Any] = {}
 
@@ -178,7 +246,7 @@ def _narrate(console: Any, settings: Any, store_url: str, count: int) -> None:
             outcome = narrate_pending(store, settings.narrative, limit=count)
     finally:
         store.close()
-    console.print(f"[bold]4. narratives[/bold] {outcome.narrated} written by {settings.narrative.backend}: "
+    console.print(f"[bold]6. narratives[/bold] {outcome.narrated} written by {settings.narrative.backend}: "
                   f"{outcome.passed} passed every check, {outcome.fallbacks} fell back to the template")
 
 
@@ -195,7 +263,7 @@ def _print_example(console: Any, settings: Any, store_url: str, summary: Any) ->
         console.print("no alerts were raised")
         return
     best = max(alerts, key=lambda a: a["score"])
-    console.print("[bold]5. example alert card[/bold] (highest score)")
+    console.print("[bold]7. example alert card[/bold] (highest score)")
     typer.echo(json.dumps(best["card"], indent=2, default=str))
     console.print(f"store: {store_url}  ({summary.scored:,} scores, {len(alerts):,} alerts)")
 
@@ -217,7 +285,7 @@ def _serve(console: Any, settings: Any, store_url: str, bundle: Any) -> None:
         key, _principal = KeyStore(store.engine).create(Role.INVESTIGATOR, name="demo investigator")
     finally:
         store.close()
-    console.print(f"[bold]6. investigator desk[/bold] http://{api.host}:{api.port}/ui/alerts  "
+    console.print(f"[bold]8. investigator desk[/bold] http://{api.host}:{api.port}/ui/alerts  "
                   f"(log in with the demo investigator key below; Ctrl-C stops)")
     typer.echo(f"demo investigator key: {key}", err=True)
     uvicorn.run(create_app(served, api), host=api.host, port=api.port, log_level="warning", access_log=False)

@@ -1,4 +1,4 @@
-"""Streaming commands: ``fraudlens broker | produce | stream``.
+"""Streaming commands: ``fraudlens broker | produce | stream | narrate | shadow-report``.
 
 Kafka, SQLAlchemy and the model load inside the command bodies so ``fraudlens --help``
 stays instant. Errors a person can fix (no broker binary, bad data file, missing or
@@ -63,7 +63,7 @@ def broker_command(
     kafka, broker_settings, _store, _ = _sections()
     updates = {k: v for k, v in {"port": port, "host": host, "partitions": partitions}.items() if v is not None}
     broker_settings = broker_settings.model_copy(update=updates)
-    topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic]
+    topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic, kafka.shadow_topic]
     with _user_errors():
         broker = EmbeddedBroker(broker_settings, topics=topics).start()
     typer.echo(f"broker on {broker.bootstrap} (memory storage); topics: {', '.join(topics)}", err=True)
@@ -144,20 +144,36 @@ def stream_command(
         bool, typer.Option("--create-topics/--no-create-topics", help="Create missing topics at start.")
     ] = True,
     json_logs: Annotated[bool, typer.Option("--json-logs/--plain-logs", help="Structured JSON log lines.")] = True,
+    shadow: Annotated[
+        str | None,
+        typer.Option("--shadow", help="Challenger bundle DIR or registry version scored beside the champion on the "
+                     "same online features; recorded on the shadow topic and table, never alerts "
+                     "(default: kafka.shadow_model)."),
+    ] = None,
 ) -> None:
     """Score the transactions topic in a consumer group until SIGTERM/SIGINT; exits 0 after a clean stop."""
+    from streaming.drift import DriftMonitor
     from streaming.logs import use_json_logs
-    from streaming.scoring import ModelScorer
+    from streaming.scoring import ModelScorer, Scorer
     from streaming.service import serve
+    from streaming.shadow import ShadowScorer, resolve_challenger
 
     kafka, broker_settings, store, settings = _sections(bootstrap)
     if metrics_port is not None:
         kafka = kafka.model_copy(update={"metrics_port": metrics_port})
     if json_logs:
         use_json_logs(logging.getLogger().level or logging.INFO)
+    challenger = shadow or kafka.shadow_model
+    scorer: Scorer
     with _user_errors():
         # Fail fast, before joining the group: a bad model must not take partitions it cannot score.
-        scorer = ModelScorer.load(_resolve_model(model, settings.model.registry_dir), settings.state)
+        champion = ModelScorer.load(_resolve_model(model, settings.model.registry_dir), settings.state)
+        champion.drift = DriftMonitor.for_bundle(champion.bundle, kafka)
+        scorer = champion
+        if challenger:
+            scorer = ShadowScorer.load(champion, resolve_challenger(challenger, settings.model.registry_dir))
+            log.info("shadow scoring", extra={"champion": champion.model_version,
+                                              "challenger": scorer.challenger_version, "topic": kafka.shadow_topic})
     summary = serve(kafka, store, scorer, create_topics_partitions=broker_settings.partitions if create_topics else None,
                     idle_exit_s=idle_exit)
     typer.echo(f"{summary.consumed:,} consumed, {summary.scored:,} scored, {summary.new_alerts:,} alerts, "
@@ -199,8 +215,100 @@ def narrate_command(
                f"{outcome.fallbacks} kept the template", err=True)
 
 
+def _since_ms(since: str | None) -> int | None:
+    """``--since`` as epoch milliseconds: an ISO date or date-time (naive = UTC)."""
+    if since is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since {since!r} is not an ISO date or date-time, e.g. 2026-01-31 or 2026-01-31T12:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _pick_pair(pairs: list[tuple[str, str, int]], champion: str | None, challenger: str | None) -> tuple[str, str]:
+    matching = [(a, b) for a, b, _ in pairs if champion in (None, a) and challenger in (None, b)]
+    if not matching:
+        seen = ", ".join(f"{a} vs {b} ({n:,} rows)" for a, b, n in pairs) or "none"
+        raise ValueError(f"no shadow rows for champion {champion or 'any'} and challenger {challenger or 'any'} "
+                         f"in the store; pairs stored: {seen}. Run `fraudlens stream --shadow VERSION` first")
+    if len(matching) > 1:
+        raise ValueError("the store holds shadow rows of several model pairs ("
+                         + ", ".join(f"{a} vs {b}" for a, b in matching) + "); choose with --champion/--challenger")
+    return matching[0]
+
+
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if pct else f"{value:.4f}"
+
+
+def shadow_report_command(
+    champion: Annotated[str | None, typer.Option("--champion", help="Champion version (default: the only one stored).")] = None,
+    challenger: Annotated[
+        str | None, typer.Option("--challenger", help="Challenger version (default: the only one stored).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only transactions at or after this ISO date/time.")] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Labels file (transaction_id, is_fraud) for precision/recall/AP.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Compare the champion and a shadow challenger on the live traffic the stream stored."""
+    import json
+
+    from streaming.shadow import compare, read_labels
+    from streaming.store import make_store
+
+    _kafka, _broker, store_settings, _ = _sections()
+    with _user_errors():  # LabelsError is a ValueError: one line, exit 2
+        since_ms = _since_ms(since)
+        known = read_labels(labels) if labels is not None else None
+        store = make_store(store_settings)
+        store.setup()
+        try:
+            pair = _pick_pair(store.shadow_pairs(), champion, challenger)
+            rows = store.shadow_rows(champion=pair[0], challenger=pair[1], since_ms=since_ms)
+        finally:
+            store.close()
+        if not rows:
+            raise ValueError(f"no shadow rows for {pair[0]} vs {pair[1]} since {since}")
+        report = compare(rows, known)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    from rich.table import Table
+
+    from fraudlens.commands._common import stderr_console
+
+    table = Table(title=f"shadow report: {report.rows:,} transactions"
+                  + (f", {report.labelled:,} labelled ({report.frauds:,} fraud)" if known is not None else ""))
+    table.add_column("")
+    table.add_column(f"champion {report.champion.version}", justify="right")
+    table.add_column(f"challenger {report.challenger.version}", justify="right")
+    for side_name, attr, pct in (("alerts", "alerts", False), ("alert rate", "alert_rate", True),
+                                 ("precision", "precision", True), ("recall", "recall", True),
+                                 ("average precision", "average_precision", False)):
+        a, b = getattr(report.champion, attr), getattr(report.challenger, attr)
+        if known is None and attr in ("precision", "recall", "average_precision"):
+            continue
+        table.add_row(side_name, f"{a:,}" if isinstance(a, int) else _fmt(a, pct),
+                      f"{b:,}" if isinstance(b, int) else _fmt(b, pct))
+    console = stderr_console()
+    console.print(table)
+    console.print(f"decisions agree on {_fmt(report.agreement, True)}: both alert {report.both_alert:,}, "
+                  f"champion only {report.champion_only:,}, challenger only {report.challenger_only:,}; "
+                  f"score correlation {_fmt(report.pearson)} (Spearman {_fmt(report.spearman)})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("broker")(broker_command)
     app.command("produce")(produce_command)
     app.command("stream")(stream_command)
     app.command("narrate")(narrate_command)
+    app.command("shadow-report")(shadow_report_command)
