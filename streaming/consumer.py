@@ -155,6 +155,8 @@ class StreamService:
         self._writer: DurableWriter | None = None
         self._submitted = 0
         self._last_durable = 0.0
+        self._uncommitted: list[SourceRecord] = []
+        self._committed_at = 0.0
         self.summary = RunSummary()
         #: Seconds spent per step of the loop (where the time goes; the benchmark reports it).
         self.timer = PhaseTimer()
@@ -211,8 +213,7 @@ class StreamService:
                         break
                 # Stopping: everything submitted becomes durable and committed before we leave.
                 self._writer.drain()
-                self._commit_completed()
-                self._raise_writer_error()
+                self._commit_completed(force=True)
             except (Interrupted, WriterStopped) as exc:
                 # Uncommitted batches are redelivered after restart: nothing lost.
                 reason = exc.__cause__ if isinstance(exc, WriterStopped) else exc
@@ -220,7 +221,7 @@ class StreamService:
                     raise reason from None
                 log.warning("stopped with uncommitted batches", extra={"reason": str(reason)})
                 self.summary.interrupted = True
-                self._commit_completed(raise_errors=False)
+                self._commit_completed(raise_errors=False, force=True)
         finally:
             ended = time.monotonic()
             self.summary.elapsed_s = ended - started
@@ -312,19 +313,30 @@ class StreamService:
         written = self._retry(lambda: self.store.write(item.batch), "store write", TRANSIENT_ERRORS)
         return int(written.new_alerts)
 
-    def _commit_completed(self, *, raise_errors: bool = True) -> None:
-        """Step 6 (poll thread): commit and account every batch the writer finished."""
+    def _commit_completed(self, *, raise_errors: bool = True, force: bool = False) -> None:
+        """Step 6 (poll thread): account every batch the writer finished; commit their offsets.
+
+        A commit is a synchronous broker round trip; committing after every small batch
+        put one in every turn of the loop at low rates. Offsets are committed at most
+        every ``commit_interval_ms`` (and always when ``force``: stop, rebalance): a crash
+        replays at most that much more, which the store-side dedupe skips.
+        """
         writer, consumer = self._writer, self._consumer
         if writer is None or consumer is None:
             return
         done = writer.completed()
         if done:
-            with self.timer("commit"):
-                self._commit(consumer, [r for item in done for r in item.records])
             with self.timer("account"):
                 for item in done:
                     self._account(item)
+                    self._uncommitted.extend(item.records)
             self._last_durable = time.monotonic()
+        due = time.monotonic() - self._committed_at >= self.settings.commit_interval_ms / 1000.0
+        if self._uncommitted and (force or due):
+            with self.timer("commit"):
+                self._commit(consumer, self._uncommitted)
+            self._uncommitted = []
+            self._committed_at = time.monotonic()
             self._update_lag(consumer)
         if raise_errors:
             self._raise_writer_error()
@@ -338,7 +350,7 @@ class StreamService:
         """Make every submitted batch durable and commit it (before partitions move away)."""
         if self._writer is not None:
             self._writer.drain()
-        self._commit_completed(raise_errors=False)
+        self._commit_completed(raise_errors=False, force=True)
 
     def _retry(self, fn: Callable[[], Any], step: str, transient: tuple[type[BaseException], ...]) -> Any:
         return retry(fn, step=step, transient=transient, backoff=self._backoff, should_stop=self._stop.is_set,

@@ -42,6 +42,10 @@ class KafkaSettings(BaseModel):
         default=4, ge=1,
         description="Scored batches that may wait for broker acks and the store write while the next ones are polled.",
     )
+    commit_interval_ms: int = Field(
+        default=100, ge=0,
+        description="Offsets of durable batches are committed at most this often (0: after every batch).",
+    )
     producer_linger_ms: int = Field(default=2, ge=0)
     producer_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
     retry_backoff_s: float = Field(default=0.2, gt=0, description="First wait when the broker or the store fails.")

@@ -201,11 +201,15 @@ def test_broker_cut_for_10_s_mid_stream_recovers_and_loses_nothing(
         assert scores_topic == set(ids)
         log_lines = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines()
                      if line.startswith("{")]
-        # The outage was seen and ridden out: the producer's own retries hold a batch
-        # ("slow batch"), or a step fails and is retried, depending on which call hits it.
-        outage = {"slow batch", "step failed, retrying", "poll failed", "commit rejected after a rebalance; "
-                  "records will be replayed by the new owner"}
-        assert any(line.get("message") in outage for line in log_lines)
+        # The outage was seen and ridden out. Which part sees it depends on timing: the producer's
+        # own retries hold a batch ("slow batch"), a step fails and is retried, or - when the cut
+        # lands while the consumer has nothing buffered - only the client's fetches fail, which
+        # kafka-python logs itself and our poll sees as "no records" until the broker is back.
+        ours = {"slow batch", "step failed, retrying", "poll failed", "commit rejected after a rebalance; "
+                "records will be replayed by the new owner"}
+        client_saw_it = any(str(line.get("logger", "")).startswith("kafka.") and "Connection lost" in
+                            str(line.get("message", "")) for line in log_lines)
+        assert client_saw_it or any(line.get("message") in ours for line in log_lines)
         store.close()
     finally:
         broker.stop()
