@@ -197,6 +197,24 @@ class LabelMerge:
     n_changed: int
 
 
+def read_labels_file(path: Path) -> pd.DataFrame:
+    """A labels file (``transaction_id, is_fraud[, label_timestamp]``; csv/parquet/jsonl), validated
+    with the transaction contract (is_fraud, label_timestamp, duplicate ids); :class:`LabelsError`
+    names the first bad row."""
+    labels = read_raw(Path(path))
+    if "transaction_id" not in labels.columns or "is_fraud" not in labels.columns:
+        raise LabelsError(f"labels file {path} needs columns transaction_id and is_fraud; has {', '.join(map(str, labels.columns))}")
+    labels = labels.assign(transaction_id=labels["transaction_id"].astype(str).str.strip())
+    # The required transaction fields are placeholders here, not data.
+    checked, rejects = normalize_frame(
+        labels.assign(timestamp="1970-01-01T00:00:00Z", card_id="-", merchant_id="-", amount=0.0)
+    )
+    if len(rejects):
+        error = rejects.first_error()
+        raise LabelsError(f"labels file {path}, row {error.row}: field '{error.field}': {error.reason}")
+    return checked
+
+
 def apply_labels(frame: pd.DataFrame, path: Path) -> LabelMerge:
     """Overlay a labels file (``transaction_id, is_fraud[, label_timestamp]``) on a canonical frame.
 
@@ -206,18 +224,7 @@ def apply_labels(frame: pd.DataFrame, path: Path) -> LabelMerge:
     label must name a transaction in the frame; an unknown id is an error naming it,
     never a label silently ignored.
     """
-    labels = read_raw(Path(path))
-    if "transaction_id" not in labels.columns or "is_fraud" not in labels.columns:
-        raise LabelsError(f"labels file {path} needs columns transaction_id and is_fraud; has {', '.join(map(str, labels.columns))}")
-    labels = labels.assign(transaction_id=labels["transaction_id"].astype(str).str.strip())
-    # Validate with the transaction contract (is_fraud, label_timestamp, duplicate ids);
-    # the required transaction fields are placeholders here, not data.
-    checked, rejects = normalize_frame(
-        labels.assign(timestamp="1970-01-01T00:00:00Z", card_id="-", merchant_id="-", amount=0.0)
-    )
-    if len(rejects):
-        error = rejects.first_error()
-        raise LabelsError(f"labels file {path}, row {error.row}: field '{error.field}': {error.reason}")
+    checked = read_labels_file(path)
     known = pd.Index(frame["transaction_id"])
     unknown = ~checked["transaction_id"].isin(known)
     if unknown.any():
@@ -229,7 +236,7 @@ def apply_labels(frame: pd.DataFrame, path: Path) -> LabelMerge:
     new_labels = checked["is_fraud"].to_numpy()
     changed = int((out["is_fraud"].to_numpy()[rows] != new_labels).sum())
     out.iloc[rows, out.columns.get_loc("is_fraud")] = new_labels
-    if "label_timestamp" in labels.columns:
+    if "label_timestamp" in checked.columns:
         stamps = checked["label_timestamp"].to_numpy()
         has = ~pd.isna(stamps)
         out.iloc[rows[has], out.columns.get_loc("label_timestamp")] = stamps[has]

@@ -27,7 +27,7 @@ import pandas as pd
 from features.base import FeatureFamily, LabelEvent
 from features.families import Family, days_to_ms, default_families
 from features.families._context import BatchContext
-from features.families._labels import label_arrays
+from features.families._labels import label_arrays, label_event
 from features.schema import Transaction, iter_transactions
 from features.state import MemoryStateStore, StateStore
 from fraudlens.settings import FeatureSettings
@@ -125,6 +125,10 @@ class FeaturePipeline:
                 strict=True,
             )
         ]
+
+    def label_event(self, tx: Transaction) -> LabelEvent | None:
+        """The label a streamed labelled record carries (same known-at rule as :meth:`label_frame`)."""
+        return label_event(tx, self.label_delay_ms)
 
     # -- online --------------------------------------------------------------------
 

@@ -177,6 +177,64 @@ class MemoryStateStore:
         """Nothing to release; the states stay readable."""
 
 
+class RoutedStateStore:
+    """Keys with a routed prefix live in their own store; every other key in ``default``.
+
+    The stream keeps card state in Redis (shared across a consumer group: cards move
+    between consumers on a rebalance) but, when it consumes the labels topic, merchant
+    state in each process's memory: merchant label state is a function of the labels
+    alone, every process reads every label, and applying one label twice to a shared
+    state would count it twice.
+    """
+
+    def __init__(self, default: StateStore, routes: dict[str, StateStore]) -> None:
+        self.default = default
+        self.routes = dict(routes)
+
+    def _split(self, keys: Iterable[str]) -> dict[int, list[str]]:
+        stores = [self.default, *self.routes.values()]
+        groups: dict[int, list[str]] = {i: [] for i in range(len(stores))}
+        prefixes = list(self.routes)
+        for key in keys:
+            index = next((i + 1 for i, prefix in enumerate(prefixes) if key.startswith(prefix)), 0)
+            groups[index].append(key)
+        return groups
+
+    def _stores(self) -> list[StateStore]:
+        return [self.default, *self.routes.values()]
+
+    def load_many(self, keys: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for index, group in self._split(keys).items():
+            if group:
+                out.update(self._stores()[index].load_many(group))
+        return out
+
+    def save_many(self, states: dict[str, Any], ttl_ms: int | None) -> None:
+        for index, group in self._split(states).items():
+            if group:
+                self._stores()[index].save_many({key: states[key] for key in group}, ttl_ms)
+
+    def snapshot(self) -> bytes:
+        return self.default.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self.default.restore(data)
+
+    def evict(self, now_ms: int | None = None) -> int:
+        return sum(store.evict(now_ms) for store in self._stores())
+
+    def setup(self) -> Any:
+        setup = getattr(self.default, "setup", None)
+        if setup is not None:
+            setup()
+        return self
+
+    def close(self) -> None:
+        for store in self._stores():
+            store.close()
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 

@@ -154,6 +154,7 @@ class StreamService:
         self._outputs: KafkaOutputs | None = None
         self._writer: DurableWriter | None = None
         self._submitted = 0
+        self._labels: Any = None
         self._last_durable = 0.0
         self._uncommitted: list[SourceRecord] = []
         self._committed_at = 0.0
@@ -194,11 +195,14 @@ class StreamService:
             self._consumer = consumer
             self._outputs = KafkaOutputs(producer, self.settings)
             self._writer = DurableWriter(self._make_durable, max_in_flight=self.settings.max_in_flight_batches)
+            if not self._start_labels():
+                return self.summary
             log.info("consuming", extra={"topic": self.settings.transactions_topic, "group": self.settings.group_id,
                                          "model_version": self.scorer.model_version})
             try:
                 while not self.stopping:
                     self._commit_completed()
+                    self._learn_new_labels()
                     polled = self._poll(consumer)
                     if not polled:
                         if self._idle_for(idle_exit_s):
@@ -228,10 +232,52 @@ class StreamService:
             self.summary.active_s = max(0.0, self._last_durable - first_record) if first_record is not None else 0.0
             if self._writer is not None:
                 self._writer.close()
+            if self._labels is not None:
+                self._labels.close()
             self._close(consumer, producer)
         log.info("stopped", extra={"consumed": self.summary.consumed, "scored": self.summary.scored,
                                    "dead_lettered": self.summary.dead_lettered, "alerts": self.summary.new_alerts})
         return self.summary
+
+    def _start_labels(self) -> bool:
+        """With ``consume_labels``: read every label on the topic into the feature state before
+        the first batch is scored (False: stopped while waiting for the broker)."""
+        learn = getattr(self.scorer, "learn_labels", None)
+        if not self.settings.consume_labels:
+            return True
+        if learn is None:
+            raise TypeError(f"consume_labels is on but the scorer {type(self.scorer).__name__} has no feature state "
+                            "to learn labels into")
+        from streaming.labels import LabelFeed
+
+        feed = self._connect("labels consumer", lambda: LabelFeed(self.settings, self.scorer.label_event))  # type: ignore[attr-defined]
+        if feed is None:
+            return False
+        self._labels = feed
+        try:
+            events = self._retry(feed.catch_up, "labels catch-up", self._kafka_errors)
+        except Interrupted:
+            return False
+        learn(events)
+        self.metrics.labels.inc(len(events))
+        log.info("labels learnt", extra={"labels": len(events), "rejected": feed.rejected,
+                                         "topic": self.settings.labels_topic})
+        return True
+
+    def _learn_new_labels(self) -> None:
+        if self._labels is None:
+            return
+        try:
+            with self.timer("labels"):
+                events = self._labels.poll()
+                if events:
+                    self.scorer.learn_labels(events)  # type: ignore[attr-defined]
+        except self._kafka_errors as exc:
+            # The labels consumer reconnects by itself; scoring goes on with what it knows.
+            log.warning("labels poll failed", extra={"error": type(exc).__name__})
+            return
+        if events:
+            self.metrics.labels.inc(len(events))
 
     def _idle_for(self, idle_exit_s: float | None) -> bool:
         # Counted from the last records or the last assignment: joining a group can take a

@@ -21,6 +21,7 @@ class StreamMetrics:
         self.consumed = Counter("fraudlens_stream_consumed", "Records consumed from the transactions topic.", registry=r)
         self.scored = Counter("fraudlens_stream_scored", "Transactions scored and stored.", registry=r)
         self.alerts = Counter("fraudlens_stream_alerts", "Alerts raised (new in the store).", registry=r)
+        self.labels = Counter("fraudlens_stream_labels", "Labels learnt from the labels topic.", registry=r)
         self.dead_lettered = Counter(
             "fraudlens_stream_dead_lettered", "Records sent to the dead-letter topic.", ["reason"], registry=r
         )

@@ -109,7 +109,7 @@ class ModelScorer:
 
     @classmethod
     def load(cls, model_path: Path, state_settings: Any, narrative_settings: Any | None = None,
-             *, explain: bool = True) -> ModelScorer:
+             *, explain: bool = True, local_merchant_state: bool = False) -> ModelScorer:
         """Load the bundle, check it against the feature pipeline, connect the state store.
 
         Raises :class:`ModelLoadError` with an actionable message; the service calls
@@ -132,6 +132,12 @@ class ModelScorer:
             raise ModelLoadError(str(exc)) from None
         bundle.set_threads(1)
         store = make_state_store(state_settings)
+        if local_merchant_state:
+            from features.state import MemoryStateStore, RoutedStateStore
+
+            # Labels online: merchant state is rebuilt from the labels topic by every process
+            # (see streaming.labels); a shared copy would count each label once per process.
+            store = RoutedStateStore(store, {"merchant:": MemoryStateStore()})
         setup = getattr(store, "setup", None)
         if setup is not None:
             setup()  # Redis: connect now, so an unreachable state store also fails at startup
@@ -141,6 +147,14 @@ class ModelScorer:
 
             cards = ExplainedCards.from_bundle(bundle, narrative_settings)
         return cls(bundle, pipeline.online(store), cards)
+
+    def label_event(self, tx: Transaction) -> Any:
+        """The label a labels-topic record carries, with the bundle's label delay rule."""
+        return self.online.pipeline.label_event(tx)
+
+    def learn_labels(self, events: Sequence[Any]) -> None:
+        """Fold labels into the feature state (the stream calls this before scoring a batch)."""
+        self.online.learn_labels(events)
 
     def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
         X = self.online.transform_batch(list(txs))

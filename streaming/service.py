@@ -46,7 +46,7 @@ def serve(
               should_stop=lambda: service.stopping)
         if create_topics_partitions:
             topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic,
-                      kafka.shadow_topic]
+                      kafka.shadow_topic, kafka.labels_topic]
             retry(lambda: ensure_topics(kafka.bootstrap, topics, create_topics_partitions), step="create topics",
                   transient=(*kafka_transient_errors(), BrokerError), backoff=backoff, should_stop=lambda: service.stopping)
     except Interrupted:

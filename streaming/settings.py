@@ -20,6 +20,14 @@ class KafkaSettings(BaseModel):
     scores_topic: str = "scores"
     alerts_topic: str = "alerts"
     dlq_topic: str = "transactions.dlq"
+    labels_topic: str = Field(
+        default="transactions.labels",
+        description="Fraud labels (canonical records with is_fraud, optional label_timestamp) learnt online.",
+    )
+    consume_labels: bool = Field(
+        default=False,
+        description="Read the labels topic into the feature state (label-based features as in training).",
+    )
     group_id: str = "fraudlens-scorer"
     client_id: str = "fraudlens"
     batch_size: int = Field(default=1000, ge=1, description="Most records scored together in one micro-batch.")

@@ -65,6 +65,13 @@ class ShadowScorer:
     def drift(self) -> Any:
         return self.champion.drift
 
+    def label_event(self, tx: Transaction) -> Any:
+        return self.champion.label_event(tx)
+
+    def learn_labels(self, events: Sequence[Any]) -> None:
+        """The online features are the champion's (the challenger reads the same rows)."""
+        self.champion.learn_labels(events)
+
     def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
         scored = self.champion.score_batch(txs)
         if scored.features is None:  # a ModelScorer always returns them; guard the protocol anyway
@@ -205,21 +212,9 @@ def compare(rows: Sequence[dict[str, Any]], labels: dict[str, int] | None = None
 
 def read_labels(path: Path) -> dict[str, int]:
     """A labels file (``transaction_id, is_fraud``; csv/parquet/jsonl) → id → 0/1, validated like training labels."""
-    from features.io import LabelsError, read_raw
-    from features.schema import normalize_frame
+    from features.io import read_labels_file
 
-    labels = read_raw(Path(path))
-    if "transaction_id" not in labels.columns or "is_fraud" not in labels.columns:
-        raise LabelsError(f"labels file {path} needs columns transaction_id and is_fraud; "
-                          f"has {', '.join(map(str, labels.columns))}")
-    labels = labels.assign(transaction_id=labels["transaction_id"].astype(str).str.strip())
-    # The transaction contract checks is_fraud and duplicate ids; the required fields are placeholders.
-    checked, rejects = normalize_frame(
-        labels.assign(timestamp="1970-01-01T00:00:00Z", card_id="-", merchant_id="-", amount=0.0)
-    )
-    if len(rejects):
-        error = rejects.first_error()
-        raise LabelsError(f"labels file {path}, row {error.row}: field '{error.field}': {error.reason}")
+    checked = read_labels_file(Path(path))
     return dict(zip(checked["transaction_id"].astype(str), checked["is_fraud"].astype(int), strict=True))
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.base import LabelEvent
 from features.families._context import NAT_MS, BatchContext
+from features.schema import Transaction
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,13 @@ def label_arrays(ctx: BatchContext, label_delay_ms: int) -> LabelArrays:
         known = np.where(given != NAT_MS, given, known)
     known = np.maximum(known, ts + 1)
     return LabelArrays(position, known.astype(np.int64), (labels[position] != 0).astype(np.int8))
+
+
+def label_event(tx: Transaction, label_delay_ms: int) -> LabelEvent | None:
+    """The one-record twin of :func:`label_arrays`: the label a labelled record carries, and when
+    it became known (same rule); ``None`` when the record has no label."""
+    if tx.is_fraud is None:
+        return None
+    ts = tx.timestamp_ms
+    known = tx.label_timestamp_ms if tx.label_timestamp_ms is not None else ts + label_delay_ms
+    return LabelEvent(tx.transaction_id, tx.card_id, tx.merchant_id, ts, max(known, ts + 1), int(tx.is_fraud != 0))

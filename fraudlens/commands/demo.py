@@ -205,18 +205,25 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
     with console.status(f"warming online feature state from {len(history):,} historical transactions"):
         # A new scoring process starts from the card/merchant state of all earlier
         # history, exactly as training saw it; otherwise every card looks brand new.
-        online = FeaturePipeline.from_settings(bundle.feature_settings).online(MemoryStateStore())
+        pipeline = FeaturePipeline.from_settings(bundle.feature_settings)
+        online = pipeline.online(MemoryStateStore())
         online.replay(history)
         scorer = ModelScorer(bundle, online, ExplainedCards.from_bundle(bundle, settings.narrative))
+        # Labels that become known after the last historical transaction (chargebacks of the
+        # last weeks, then those of the live month) reach the consumer on the labels topic.
+        pending = _pending_labels(pipeline, ordered, history["timestamp"].max())
 
     topics = [settings.kafka.transactions_topic, settings.kafka.scores_topic, settings.kafka.alerts_topic,
-              settings.kafka.dlq_topic]
+              settings.kafka.dlq_topic, settings.kafka.labels_topic]
     broker_settings = settings.broker.model_copy(update={"port": free_port(settings.broker.host)})
     with EmbeddedBroker(broker_settings, topics=topics, log_path=work / "broker.log") as broker:
         kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "session_timeout_ms": 6000,
-                                                  "heartbeat_interval_ms": 1000})
-        console.print(f"[bold]5. stream[/bold] broker at {broker.bootstrap}; replaying {len(live):,} "
-                      f"out-of-time transactions through the consumer")
+                                                  "heartbeat_interval_ms": 1000, "consume_labels": True})
+        # Labels first: the consumer reads the whole labels topic before it scores; each label
+        # only counts in the features from the time it became known, as in training.
+        labels_sent = replay(pending, kafka.model_copy(update={"transactions_topic": kafka.labels_topic}), labels=True)
+        console.print(f"[bold]5. stream[/bold] broker at {broker.bootstrap}; {labels_sent.sent:,} labels on "
+                      f"{kafka.labels_topic}; replaying {len(live):,} out-of-time transactions through the consumer")
         result: dict[str, Any] = {}
 
         def consume() -> None:
@@ -233,6 +240,23 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
                   f"{summary.scored:,}, alerts {summary.new_alerts:,}, dead-lettered {summary.dead_lettered:,}; "
                   f"{summary.throughput:,.0f} tx/s while records flowed")
     return summary
+
+
+def _pending_labels(pipeline: Any, frame: Any, warmed_until: Any) -> list[Any]:
+    """Labelled transactions whose label becomes known after ``warmed_until``, with that moment
+    as an explicit ``label_timestamp`` (the feed then needs no label-delay assumption)."""
+    import dataclasses
+
+    import pandas as pd
+
+    from features.schema import iter_transactions
+
+    labels = pipeline.label_frame(frame)
+    cutoff_ms = int(pd.Timestamp(warmed_until).value // 1_000_000)
+    later = labels[labels["known_at_ms"] > cutoff_ms]
+    known_at = dict(zip(later["transaction_id"], later["known_at_ms"].astype(int), strict=True))
+    rows = frame[frame["transaction_id"].isin(known_at)]
+    return [dataclasses.replace(tx, label_timestamp_ms=known_at[tx.transaction_id]) for tx in iter_transactions(rows)]
 
 
 def _narrate(console: Any, settings: Any, store_url: str, count: int) -> None:

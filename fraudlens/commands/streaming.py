@@ -63,7 +63,8 @@ def broker_command(
     kafka, broker_settings, _store, _ = _sections()
     updates = {k: v for k, v in {"port": port, "host": host, "partitions": partitions}.items() if v is not None}
     broker_settings = broker_settings.model_copy(update=updates)
-    topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic, kafka.shadow_topic]
+    topics = [kafka.transactions_topic, kafka.scores_topic, kafka.alerts_topic, kafka.dlq_topic, kafka.shadow_topic,
+              kafka.labels_topic]
     with _user_errors():
         broker = EmbeddedBroker(broker_settings, topics=topics).start()
     typer.echo(f"broker on {broker.bootstrap} (memory storage); topics: {', '.join(topics)}", err=True)
@@ -167,7 +168,8 @@ def stream_command(
     scorer: Scorer
     with _user_errors():
         # Fail fast, before joining the group: a bad model must not take partitions it cannot score.
-        champion = ModelScorer.load(_resolve_model(model, settings.model.registry_dir), settings.state)
+        champion = ModelScorer.load(_resolve_model(model, settings.model.registry_dir), settings.state,
+                                    local_merchant_state=kafka.consume_labels and settings.state.backend == "redis")
         champion.drift = DriftMonitor.for_bundle(champion.bundle, kafka)
         scorer = champion
         if challenger:

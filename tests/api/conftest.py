@@ -6,7 +6,6 @@ binary); each test gets its own database, so tests never see each other's alerts
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -103,21 +102,6 @@ def _desk(settings: Settings) -> Iterator[Desk]:
 @pytest.fixture
 def desk(tmp_path: Path, registry_dir: Path) -> Iterator[Desk]:
     yield from _desk(make_api_settings(tmp_path, registry_dir, f"sqlite:///{tmp_path / 'store.db'}"))
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A PostgreSQL schema of this test's own (other tests share the database)."""
-    import sqlalchemy as sa
-
-    schema = f"api_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.fixture

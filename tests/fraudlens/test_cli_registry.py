@@ -12,8 +12,6 @@ flags 30-day-window features whose windows are still filling in training).
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -178,19 +176,6 @@ def test_a_missing_report_exits_1_and_usage_errors_exit_2(registry: ModelRegistr
     # The actor defaults to $USER.
     rows = _audit(f"sqlite:///{tmp_path / 'store.db'}", "cli:ops-oncall")
     assert [(a, t) for a, t, _, _ in rows] == [("promote_refused", world.good.version)]
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A PostgreSQL schema of this test's own (the audit log is append-only, so no shared table to clean)."""
-    schema = f"reg_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.mark.integration
