@@ -11,8 +11,9 @@ For a transaction at ``t`` a label counts when ``known_at`` lies in ``(t - W, t]
 ``merchant_known_labels_30d`` and ``merchant_known_frauds_30d``.
 
 Merchant state is the one state fed from every partition of the stream (cards are
-the partition key), so expiry keeps a day of slack for transactions that arrive out
-of event-time order; without it two runs over the same data could differ.
+the partition key), so expiry keeps 30 days of slack for transactions that arrive out
+of event-time order; without it two runs over the same data could differ, and the
+stream's features would differ from training's.
 
 Online, labels arrive through ``learn_label``; the engine must learn every label
 with ``known_at <= t`` before it transforms a transaction at ``t`` (labels learnt
@@ -37,7 +38,10 @@ from features.schema import Transaction
 
 _WIDTHS = (30 * MS_PER_DAY, 90 * MS_PER_DAY)
 #: How far back in event time a merchant's transactions may arrive late (across partitions).
-OUT_OF_ORDER_MS = MS_PER_DAY
+#: Partitions advance a fetch at a time, and a consumer catching up after an outage reads
+#: days of backlog per fetch: the demo's replay showed partitions 5 days apart. 30 days keeps
+#: labels for 120 instead of 90 days and makes such skew harmless.
+OUT_OF_ORDER_MS = 30 * MS_PER_DAY
 
 
 class MerchantRisk(Family):
