@@ -63,7 +63,7 @@ def raw_matrix(fm: FeatureMatrix) -> tuple[np.ndarray, list[str]]:
     return np.column_stack(cols), names
 
 
-def _logistic(X_fit: np.ndarray, y_fit: np.ndarray, seed: int) -> Any:
+def fit_logistic(X_fit: np.ndarray, y_fit: np.ndarray, seed: int) -> Any:
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -113,7 +113,7 @@ def run_comparison(
         raise ValueError(f"no labelled transactions between {test_start} and {test_end}")
 
     say("training the logistic-regression baseline")
-    logistic = _logistic(fm.X[splits.fit], y[splits.fit], settings.seed)
+    logistic = fit_logistic(fm.X[splits.fit], y[splits.fit], settings.seed)
 
     def logistic_score(rows: np.ndarray) -> np.ndarray:
         X = fm.X[rows]

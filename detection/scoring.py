@@ -14,10 +14,18 @@ import numpy as np
 import pandas as pd
 
 from detection.bundle import ModelBundle
-from detection.frames import compute_features, parse_day, utc_window_mask
+from detection.frames import FeatureMatrix, compute_features, parse_day, utc_window_mask
 
 SCORE_COLUMNS: tuple[str, ...] = ("transaction_id", "score", "alert", "anomaly_score", "margin")
 _CONTEXT_COLUMNS: tuple[str, ...] = ("timestamp", "card_id", "merchant_id", "amount", "is_fraud")
+
+
+def window_features(frame: pd.DataFrame, pipeline: Any, start: Any, end: Any) -> tuple[FeatureMatrix, np.ndarray]:
+    """Features of every transaction up to the end of [start, end] (all earlier history, nothing
+    later) and the positions of the window's rows among them."""
+    last_day = pd.Timestamp(parse_day(end, name="end")).tz_localize("UTC") + pd.Timedelta(days=1)
+    fm = compute_features(frame.loc[frame["timestamp"] < last_day], pipeline)
+    return fm, np.flatnonzero(utc_window_mask(fm.frame["timestamp"], start, end))
 
 
 def score_window(
@@ -42,10 +50,7 @@ def score_window(
 
         pipeline = FeaturePipeline.from_settings(bundle.feature_settings)
     bundle.check_features(list(pipeline.feature_names))
-    last_day = pd.Timestamp(parse_day(end, name="end")).tz_localize("UTC") + pd.Timedelta(days=1)
-    history = frame.loc[frame["timestamp"] < last_day]
-    fm = compute_features(history, pipeline)
-    rows = np.flatnonzero(utc_window_mask(fm.frame["timestamp"], start, end))
+    fm, rows = window_features(frame, pipeline, start, end)
     X = fm.X[rows]
     if n_threads is not None:
         bundle.set_threads(n_threads)

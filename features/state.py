@@ -190,31 +190,30 @@ class RoutedStateStore:
     def __init__(self, default: StateStore, routes: dict[str, StateStore]) -> None:
         self.default = default
         self.routes = dict(routes)
+        self._prefixes = list(self.routes)
+        #: Index 0 is the default store, then one per routed prefix.
+        self._stores: list[StateStore] = [default, *self.routes.values()]
 
-    def _split(self, keys: Iterable[str]) -> dict[int, list[str]]:
-        stores = [self.default, *self.routes.values()]
-        groups: dict[int, list[str]] = {i: [] for i in range(len(stores))}
-        prefixes = list(self.routes)
+    def _split(self, keys: Iterable[str]) -> list[list[str]]:
+        groups: list[list[str]] = [[] for _ in self._stores]
         for key in keys:
-            index = next((i + 1 for i, prefix in enumerate(prefixes) if key.startswith(prefix)), 0)
+            index = next((i + 1 for i, prefix in enumerate(self._prefixes) if key.startswith(prefix)), 0)
             groups[index].append(key)
         return groups
 
-    def _stores(self) -> list[StateStore]:
-        return [self.default, *self.routes.values()]
-
     def load_many(self, keys: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for index, group in self._split(keys).items():
+        for store, group in zip(self._stores, self._split(keys), strict=True):
             if group:
-                out.update(self._stores()[index].load_many(group))
+                out.update(store.load_many(group))
         return out
 
     def save_many(self, states: dict[str, Any], ttl_ms: int | None) -> None:
-        for index, group in self._split(states).items():
+        for store, group in zip(self._stores, self._split(states), strict=True):
             if group:
-                self._stores()[index].save_many({key: states[key] for key in group}, ttl_ms)
+                store.save_many({key: states[key] for key in group}, ttl_ms)
 
+    # Snapshots cover the default store only: routed state is rebuilt from its source (the labels topic).
     def snapshot(self) -> bytes:
         return self.default.snapshot()
 
@@ -222,7 +221,7 @@ class RoutedStateStore:
         self.default.restore(data)
 
     def evict(self, now_ms: int | None = None) -> int:
-        return sum(store.evict(now_ms) for store in self._stores())
+        return sum(store.evict(now_ms) for store in self._stores)
 
     def setup(self) -> Any:
         setup = getattr(self.default, "setup", None)
@@ -231,7 +230,7 @@ class RoutedStateStore:
         return self
 
     def close(self) -> None:
-        for store in self._stores():
+        for store in self._stores:
             store.close()
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from detection.baselines import _logistic
+from detection.baselines import fit_logistic
 from detection.bundle import ModelBundle
 from detection.calibration import ThresholdPolicy
 from detection.metrics import evaluate
@@ -60,7 +60,7 @@ def challenger_scores(window: EvaluatedWindow, bundle: ModelBundle) -> dict[str,
         return {"logistic_regression": {"scores": None, "threshold": None, "note": f"not trained: {reason}"},
                 "anomaly_score": {**anomaly, "note": anomaly["note"] + "; no threshold: " + reason}}
     seed = int(bundle.manifest.get("seed", 0))
-    model = _logistic(fm.X[splits.fit], y[splits.fit], seed)
+    model = fit_logistic(fm.X[splits.fit], y[splits.fit], seed)
 
     def logistic(X: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_proba(np.where(np.isfinite(X), X, np.nan))[:, 1], dtype=np.float64)

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from detection.bundle import ModelBundle
-from detection.frames import FeatureMatrix, compute_features, parse_day, utc_window_mask
+from detection.frames import FeatureMatrix, parse_day
+from detection.scoring import window_features
 
 
 class ValidationError(ValueError):
@@ -90,9 +91,7 @@ def evaluate_window(frame: pd.DataFrame, bundle: ModelBundle, start: Any, end: A
 
         pipeline = FeaturePipeline.from_settings(bundle.feature_settings)
     bundle.check_features(list(pipeline.feature_names))
-    after = pd.Timestamp(last).tz_localize("UTC") + pd.Timedelta(days=1)
-    fm = compute_features(frame.loc[frame["timestamp"] < after], pipeline)
-    rows = np.flatnonzero(utc_window_mask(fm.frame["timestamp"], first, last))
+    fm, rows = window_features(frame, pipeline, first, last)
     if rows.size == 0:
         raise ValidationError(f"no transactions between {first} and {last}")
     X = fm.X[rows]
