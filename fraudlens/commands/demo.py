@@ -22,6 +22,8 @@ from fraudlens.commands._common import stderr_console, user_errors
 
 #: Days at the start of the simulated data that only build feature history (widest card window).
 HISTORY_WARMUP_DAYS = 30
+#: Fewer training days leave slices without frauds to fit, stop early on and calibrate with.
+MIN_TRAIN_DAYS = 7
 
 
 def demo(
@@ -54,6 +56,11 @@ def demo(
     first_day = date(2026, 1, 1)
     test_start = first_day + timedelta(days=days - test_days)
     test_end = first_day + timedelta(days=days - 1)
+    train_days = days - test_days - HISTORY_WARMUP_DAYS
+    if train_days < MIN_TRAIN_DAYS:
+        raise typer.BadParameter(f"{days} days leave {train_days} training days after {HISTORY_WARMUP_DAYS} days of "
+                                 f"feature history and {test_days} out-of-time days; the demo needs at least "
+                                 f"{MIN_TRAIN_DAYS}: raise --days or lower --test-days", param_hint="--days")
     # A fresh store per demo run; the registry (settings.model.registry_dir) keeps its history.
     (work / "fraudlens.db").unlink(missing_ok=True)
     store_url = f"sqlite:///{(work / 'fraudlens.db').resolve()}"

@@ -64,3 +64,15 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert sorted(entry["transaction_id"] for entry in audit) == sorted(
         {entry["transaction_id"] for entry in audit})  # one generation per alert
     assert len(audit) == n_alerts
+
+
+def test_demo_refuses_a_window_with_no_room_to_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from fraudlens import cli
+
+    monkeypatch.setenv("FRAUDLENS_WORK_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli.app, ["demo", "--days", "40", "--test-days", "7", "--no-stream"])
+    assert result.exit_code == 2
+    assert "3 training days" in result.output and "--days" in result.output
+    assert not (tmp_path / "demo" / "transactions.parquet").exists()  # refused before simulating anything
