@@ -50,7 +50,7 @@ from explain.faithfulness import Faithfulness, score_faithfulness
 from explain.narrator import NarrationResult, Narrator
 from explain.reasons import CATALOGUE, ReasonCode, reason_codes
 from explain.settings import NarrativeSettings
-from explain.whatif import WhatIf, what_ifs
+from explain.whatif import WhatIf, what_ifs, what_ifs_many
 from explain.worker import NarrativeWorker
 
 __all__ = [
@@ -90,4 +90,5 @@ __all__ = [
     "reason_codes",
     "score_faithfulness",
     "what_ifs",
+    "what_ifs_many",
 ]

@@ -190,6 +190,7 @@ def build_alert_card(
     anomaly_score: float | None = None,
     family_of: Mapping[str, str] | None = None,
     what_if: Sequence[WhatIf] = (),
+    reasons: Sequence[ReasonCode] | None = None,
     top_k: int = 5,
     narrative_top_k: int = 3,
     currency: str = "EUR",
@@ -200,13 +201,15 @@ def build_alert_card(
 
     ``attribution`` is the single-row attribution of ``tx`` (already checked for
     additivity by :class:`~explain.attribution.TreeAttributor`). ``currency`` is used
-    when the transaction has none.
+    when the transaction has none. ``reasons`` are its reason codes when the caller already
+    has them (computed with the same ``top_k``, currency and families); else they are computed here.
     """
     if attribution.is_batch:
         raise TypeError("build_alert_card takes one transaction's attribution: index the batch, e.g. attribution[i]")
     currency = tx.currency or currency
     families = family_of or FAMILY_OF
-    reasons = reason_codes(attribution, top_k=top_k, currency=currency, family_of=families)
+    if reasons is None:
+        reasons = reason_codes(attribution, top_k=top_k, currency=currency, family_of=families)
     grouped = attribution.group(families)
     values = dict(zip(attribution.feature_names, map(float, attribution.feature_values), strict=True))
     masked = mask_transaction(tx, currency=currency, customer_hash_key=customer_hash_key)
@@ -225,7 +228,7 @@ def build_alert_card(
         decision=decision,
         model_version=attribution.model_version,
         anomaly_score=None if anomaly_score is None else float(anomaly_score),
-        reasons=reasons,
+        reasons=list(reasons),
         family_contributions={name: float(v) for name, v in zip(grouped.feature_names, grouped.values, strict=True)},
         what_if=list(what_if),
         history=history,

@@ -19,9 +19,9 @@ import numpy as np
 
 from explain.attribution import Attribution, TreeAttributor
 from explain.card import AlertCard, build_alert_card
-from explain.reasons import FAMILY_OF, reason_codes
+from explain.reasons import FAMILY_OF, ReasonCode, reason_codes
 from explain.settings import NarrativeSettings
-from explain.whatif import what_ifs
+from explain.whatif import WhatIf, what_ifs_many
 from features.schema import Transaction
 
 
@@ -91,20 +91,32 @@ class AlertExplainer:
         if anomaly_scores is None and anomaly_fn is not None:
             anomaly_scores = anomaly_fn(matrix)
         attribution = self.attribute(matrix, ids=[tx.transaction_id for tx in transactions])
-        names = list(self.attributor.feature_names)
-        out = []
-        for i, tx in enumerate(transactions):
-            row_attr = attribution[i]
-            currency = tx.currency or self.currency
-            found = []
-            if self.what_if and score[i] >= self.threshold:
-                reasons = reason_codes(row_attr, top_k=self.top_k, currency=currency, family_of=self.family_of)
-                found = what_ifs(matrix[i], names, reasons, self.bundle.score, self.threshold, currency=currency)
-            out.append(build_alert_card(
-                tx, row_attr, score=float(score[i]), threshold=self.threshold,
+        row_attributions = [attribution[i] for i in range(len(matrix))]
+        currencies = [tx.currency or self.currency for tx in transactions]
+        # Computed once per row: the what-ifs read them and the card shows them.
+        reasons = [reason_codes(row_attr, top_k=self.top_k, currency=currency, family_of=self.family_of)
+                   for row_attr, currency in zip(row_attributions, currencies, strict=True)]
+        found = self._what_ifs(matrix, score, reasons, currencies)
+        return [
+            build_alert_card(
+                tx, row_attributions[i], score=float(score[i]), threshold=self.threshold,
                 decision=None if decisions is None else decisions[i],
                 anomaly_score=None if anomaly_scores is None else float(anomaly_scores[i]),
-                family_of=self.family_of, what_if=found, top_k=self.top_k, narrative_top_k=self.narrative_top_k,
-                currency=self.currency, customer_hash_key=self.customer_hash_key,
-            ))
-        return out
+                family_of=self.family_of, what_if=found[i], reasons=reasons[i], top_k=self.top_k,
+                narrative_top_k=self.narrative_top_k, currency=self.currency, customer_hash_key=self.customer_hash_key,
+            )
+            for i, tx in enumerate(transactions)
+        ]
+
+    def _what_ifs(self, matrix: np.ndarray, score: np.ndarray, reasons: Sequence[Sequence[ReasonCode]],
+                  currencies: Sequence[str]) -> list[list[WhatIf]]:
+        """What-ifs of every alerted row (none for the others), all found in at most two model calls."""
+        found: list[list[WhatIf]] = [[] for _ in range(len(matrix))]
+        if not self.what_if:
+            return found
+        alerted: list[int] = np.flatnonzero(score >= self.threshold).tolist()
+        batch = what_ifs_many(matrix[alerted], list(self.attributor.feature_names), [reasons[i] for i in alerted],
+                              self.bundle.score, self.threshold, currencies=[currencies[i] for i in alerted])
+        for i, what in zip(alerted, batch, strict=True):
+            found[i] = what
+        return found
