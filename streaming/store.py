@@ -250,6 +250,7 @@ class SqlAlertStore:
         if not rows:
             return
         if self.dialect == "sqlite":
+            # The text form SQLAlchemy's SQLite DateTime type writes and reads back.
             stamp: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f")
             marker = "?"
         else:
@@ -277,16 +278,7 @@ class SqlAlertStore:
         (~40 µs vs ~5 µs a row on SQLite), so the statement is written once per dialect
         and the rows go to the driver as tuples.
         """
-        if not rows:
-            return
-        if self.dialect == "sqlite":
-            # The text form SQLAlchemy's SQLite DateTime type writes and reads back.
-            stamp: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f")
-            marker = "?"
-        else:
-            stamp, marker = now, "%s"
-        conn.exec_driver_sql(_SCORES_INSERT.format(marks=", ".join([marker] * len(_SCORE_COLUMNS))),
-                             [(*row, stamp) for row in rows])
+        self._insert_rows(conn, _SCORES_INSERT, _SCORE_COLUMNS, rows, now)
 
     def _insert_ignore(self, conn: Any, table: Table, rows: list[dict[str, Any]]) -> int:
         if not rows:

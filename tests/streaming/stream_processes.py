@@ -21,3 +21,14 @@ def count_scores(store: SqlAlertStore) -> int:
         return store.count_scores()
     except Exception:  # noqa: BLE001 - the table may not exist yet while the service starts
         return 0
+
+
+def committed(bootstrap: str, group: str) -> int:
+    """Sum of the group's committed offsets over all partitions (records it will not see again)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return sum(meta.offset for meta in admin.list_group_offsets(group)[group].values() if meta.offset > 0)
+    finally:
+        admin.close()

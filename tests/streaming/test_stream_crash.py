@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_processes import count_scores, wait_for
+from stream_processes import committed, count_scores, wait_for
 
 from streaming.scoring import RuleScorer
 from streaming.settings import KafkaSettings, StoreSettings
@@ -22,16 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: The issue's 100,000 (about 45 s here); FRAUDLENS_TEST_KILL_N=30000 for a quicker run.
 KILL_N = int(os.environ.get("FRAUDLENS_TEST_KILL_N", "100000"))
-
-
-def committed(bootstrap: str, group: str) -> int:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        return sum(meta.offset for meta in admin.list_group_offsets(group)[group].values() if meta.offset > 0)
-    finally:
-        admin.close()
 
 
 def test_kill_9_mid_replay_then_restart_scores_every_transaction_exactly_once(

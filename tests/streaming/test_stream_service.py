@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from typing import Any
 
 import pytest
 from sqlalchemy import exc as sa_exc
+from stream_processes import committed, wait_for
 
 from streaming.consumer import StreamService
 from streaming.metrics import StreamMetrics
@@ -142,3 +144,27 @@ def test_store_outage_blocks_and_retries_without_dropping(
     assert metrics.registry.get_sample_value("fraudlens_stream_retries_total", {"step": "store write"}) == 4
     store.close()
 
+
+def test_offsets_are_committed_while_the_service_runs_not_only_at_stop(
+    kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any, transactions: Any
+) -> None:
+    # Commits in the loop are asynchronous (the loop never waits for the coordinator);
+    # they must still land while the service is running, or a crash would replay everything.
+    records = transactions(2000, seed=5)
+    kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records))
+    store = SqlAlertStore(sqlite_store_settings)
+    store.setup()
+    service = StreamService(kafka_settings.model_copy(update={"commit_interval_ms": 50}), RuleScorer(), store)
+    runner = threading.Thread(target=service.run, kwargs={"idle_exit_s": 120})
+    runner.start()
+    try:
+        wait_for(lambda: store.count_scores() == len(records), 120, "every record scored")
+        wait_for(lambda: committed(kafka_settings.bootstrap, kafka_settings.group_id) == len(records), 30,
+                 "the offsets of every scored record committed while running")
+        assert runner.is_alive()
+    finally:
+        service.stop()
+        runner.join(60)
+    assert not runner.is_alive()
+    assert committed(kafka_settings.bootstrap, kafka_settings.group_id) == len(records)
+    store.close()
