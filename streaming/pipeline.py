@@ -85,7 +85,9 @@ def decode_record(record: SourceRecord, *, max_bytes: int) -> Transaction | Dead
         return DeadLetter(record, f"invalid field '{exc.field}': {exc.reason}", exc.field)
     except Exception as exc:  # noqa: BLE001 - a validator bug must dead-letter the record, not stop the service
         return DeadLetter(record, f"validation failed: {type(exc).__name__}")
-    problem = _storage_problem(tx)
+    # A valid JSON string holds a control character only as a backslash escape: without a
+    # backslash in the record there is none to look for.
+    problem = _storage_problem(tx, escaped=b"\\" in value)
     if problem is not None:
         return DeadLetter(record, f"invalid field '{problem[0]}': {problem[1]}", problem[0])
     return tx
@@ -109,10 +111,12 @@ def _parse_strictly(value: bytes) -> Any:
         return _Reason("malformed JSON: nested too deeply")
 
 
-def _storage_problem(tx: Transaction) -> tuple[str, str] | None:
+def _storage_problem(tx: Transaction, *, escaped: bool = True) -> tuple[str, str] | None:
     for name in _ID_FIELDS:
         if len(getattr(tx, name)) > MAX_ID_LENGTH:
             return name, f"longer than {MAX_ID_LENGTH} characters"
+    if not escaped:
+        return None
     texts = [getattr(tx, name) for name in _TEXT_FIELDS]
     # One search over all fields (a record with no control characters, the usual case, costs one
     # regex call); only a hit looks for the field to name.

@@ -66,6 +66,9 @@ def test_valid_record_decodes_to_a_transaction() -> None:
         (as_bytes({**GOOD, "latitude": 123.0}), "invalid field 'latitude': out of range", "latitude"),
         (as_bytes({**GOOD, "transaction_id": "x" * (MAX_ID_LENGTH + 1)}), "invalid field 'transaction_id': longer", "transaction_id"),
         (as_bytes({**GOOD, "transaction_id": "t\u00001"}), "invalid field 'transaction_id': contains control", "transaction_id"),
+        (as_bytes({**GOOD, "device_id": "d\t2"}), "invalid field 'device_id': contains control", "device_id"),
+        # A raw (unescaped) control byte inside a string is not JSON at all.
+        (as_bytes(GOOD).replace(b'"card_id": "', b'"card_id": "\x01'), "malformed JSON", None),
         (b'{"amount": NaN, "transaction_id": "t", "timestamp": 1, "card_id": "c", "merchant_id": "m"}', "invalid field 'amount'", "amount"),
     ],
 )
