@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -190,13 +189,6 @@ class StreamService:
         started = time.monotonic()
         first_record: float | None = None
         consumer = producer = None
-        # kafka-python 3 runs the network of the consumer and of the producer on their own
-        # threads, and a poll hands work to its I/O thread and waits for it several times.
-        # With the default 5 ms switch interval each hand-off could wait up to 5 ms behind the
-        # thread that is scoring or writing; at 1 ms the median batch at 2,000 tx/s took
-        # 12 ms instead of 16-19 ms (bench: p50/p90 latency down by a fifth).
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(self.settings.switch_interval_ms / 1000.0)
         try:
             producer = self._connect("producer", lambda: self._producer_factory(self.settings))
             consumer = self._connect("consumer", lambda: self._consumer_factory(self.settings, _Rebalance(self)))
@@ -252,7 +244,6 @@ class StreamService:
             if self._heap is not None:
                 cycles = self._heap.release()
                 log.info("heap released", extra={"unreachable_objects": cycles})
-            sys.setswitchinterval(switch_interval)
         log.info("stopped", extra={"consumed": self.summary.consumed, "scored": self.summary.scored,
                                    "dead_lettered": self.summary.dead_lettered, "alerts": self.summary.new_alerts})
         return self.summary

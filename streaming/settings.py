@@ -62,11 +62,6 @@ class KafkaSettings(BaseModel):
         default=True,
         description="Skip transactions the store already scored (a replay after a crash) before scoring them again.",
     )
-    switch_interval_ms: float = Field(
-        default=1.0, gt=0,
-        description="Python's thread switch interval while the stream runs (the interpreter's default is 5 ms); "
-        "see StreamService.run.",
-    )
     heap_freeze_every_s: float = Field(
         default=10.0, ge=0,
         description="Freeze the long-lived heap (feature state) out of the garbage collector's scans this often "
