@@ -10,16 +10,20 @@ Measures, in one run and on one machine:
    service in its own process;
 3. the naive per-message loop (decode, features, ``predict`` one record, produce and
    flush, store write, commit per record) as the baseline ratio;
-4. where the time goes: the service's per-step timers and a cProfile summary.
+4. where the time goes: the service's per-step timers, a cProfile summary and the
+   cores each process used (service, broker, load generator, score reader);
+5. scale-out: ``--group-processes`` service processes in one consumer group over
+   ``--group-n`` pre-loaded transactions, their aggregate rate.
 
 Writes ``bench/results/streaming.json``. Run: ``python bench/bench_streaming.py``
-(about 3 minutes on a 2-core machine, plus ~20 s to train the model unless
+(about 4 minutes on a 2-core machine, plus ~20 s to train the model unless
 ``--model DIR`` is given).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import multiprocessing
@@ -118,12 +122,15 @@ def store_at(tmp: Path, name: str) -> SqlAlertStore:
 
 # -- 1. sustained throughput ---------------------------------------------------------------
 def sustained(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, n: int,
-              profile: bool = False) -> dict[str, Any]:
+              profile: bool = False, broker_pid: int | None = None) -> dict[str, Any]:
     service = StreamService(settings, scorer, store)
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
-    summary = service.run(max_records=n, idle_exit_s=60)
+    outcome: list[Any] = []
+    cores = cores_used({"service (bench process)": os.getpid(), "broker": broker_pid},
+                       lambda: outcome.append(service.run(max_records=n, idle_exit_s=60)))
+    summary = outcome[0]
     if profiler:
         profiler.disable()
     result: dict[str, Any] = {
@@ -133,6 +140,8 @@ def sustained(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, n: 
         "tx_per_s": round(summary.throughput, 1),
         "alerts": summary.new_alerts,
         "seconds_per_step": {k: round(v, 3) for k, v in sorted(service.timer.seconds.items(), key=lambda kv: -kv[1])},
+        # Includes joining the group; shows that one core (the GIL) bounds the service, not the broker.
+        "cores_used": cores,
     }
     if profiler:
         result["profile"] = profile_summary(profiler)
@@ -222,8 +231,24 @@ def _read_scores_child(bootstrap: str, topic: str, expected: int, out_path: str,
     Path(out_path).write_text(json.dumps(seen))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cores_used(pids: dict[str, int | None], run: Callable[[], None]) -> dict[str, float]:
+    """Average cores each process used while ``run`` ran: on two cores, who competes with the service."""
+    known = {name: pid for name, pid in pids.items() if pid}
+    before = {name: cpu_seconds(pid) for name, pid in known.items()}
+    started = time.perf_counter()
+    run()
+    wall = time.perf_counter() - started
+    return {name: round((cpu_seconds(pid) - before[name]) / wall, 2) for name, pid in known.items()}
+
+
 def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: float, seconds: float,
-                    model: Path | None, tmp: Path) -> dict[str, Any]:
+                    model: Path | None, tmp: Path, broker_pid: int | None = None) -> dict[str, Any]:
     settings = topics_for(bootstrap, "latency", batch_size=1000, poll_timeout_ms=5)
     context = multiprocessing.get_context("spawn")
     service = context.Process(target=_serve_child, args=(settings.model_dump_json(), f"sqlite:///{tmp / 'lat.db'}",
@@ -243,17 +268,21 @@ def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: floa
         producer.flush()
         _wait_for_scores(tmp / "lat.db", warmup, timeout_s=120)
         sent_at: dict[str, float] = {}
+        ids = [json.loads(value)["transaction_id"] for _key, value in items[:n]]
+
+        def send_at_rate() -> None:
+            for i, (key, value) in enumerate(items[:n]):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                sent_at[ids[i]] = wall0 + time.perf_counter()
+                producer.send(settings.transactions_topic, key=key, value=value)
+            producer.flush()
+
         start = time.perf_counter()
         wall0 = time.time() - start
-        for i, (key, value) in enumerate(items[:n]):
-            target = start + i / rate
-            delay = target - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            tx_id = json.loads(value)["transaction_id"]
-            sent_at[tx_id] = wall0 + time.perf_counter()
-            producer.send(settings.transactions_topic, key=key, value=value)
-        producer.flush()
+        cores = cores_used({"service": service.pid, "broker": broker_pid, "load generator (bench process)": os.getpid(),
+                            "score reader": reader.pid}, send_at_rate)
         achieved = n / (time.perf_counter() - start)
         reader.join(seconds * 4 + 150)
     finally:
@@ -275,6 +304,7 @@ def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: floa
         "p99_ms": round(float(np.percentile(latencies_ms, 99)), 2) if latencies_ms.size else None,
         "max_ms": round(float(latencies_ms.max()), 2) if latencies_ms.size else None,
         "definition": "producer send() -> score record readable by a consumer of the scores topic",
+        "cores_used_while_sending": cores,
     }
 
 
@@ -331,6 +361,67 @@ def naive_loop(settings: KafkaSettings, scorer: Scorer, store: SqlAlertStore, ma
     return {"transactions": done, "seconds": round(seconds, 3), "tx_per_s": round(done / seconds, 1) if seconds else None}
 
 
+# -- 5. scale-out: consumer processes in one group --------------------------------------------
+def _stored_scores(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=1)) as conn:
+            return int(conn.execute("SELECT count(*) FROM scores").fetchone()[0])
+    except sqlite3.Error:  # not created yet, or busy: read again at the next sample
+        return 0
+
+
+def group_throughput(settings: KafkaSettings, items: list[tuple[bytes, bytes]], model: Path, processes: int,
+                     tmp: Path, broker_pid: int | None) -> dict[str, Any]:
+    """``processes`` service processes in one consumer group over preloaded transactions.
+
+    The partitions split between the processes (cards stay with one of them); the
+    aggregate rate runs from the first stored score to the last, sampled from each
+    process's own store every 0.2 s.
+    """
+    preload(settings, items)
+    n = len(items)
+    context = multiprocessing.get_context("spawn")
+    stores = [tmp / f"group-{processes}-{i}.db" for i in range(processes)]
+    children = [context.Process(target=_serve_child, args=(settings.model_dump_json(), f"sqlite:///{db}", str(model)))
+                for db in stores]
+    for child in children:
+        child.start()
+    first: tuple[float, int] | None = None
+    deadline = time.perf_counter() + 600
+
+    def wait_until_all_scored() -> None:
+        nonlocal first
+        while (done := sum(_stored_scores(db) for db in stores)) < n:
+            if first is None and done:
+                first = (time.perf_counter(), done)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{processes} processes scored {done} of {n} in 600 s")
+            time.sleep(0.2)
+
+    try:
+        pids = {f"service {i}": child.pid for i, child in enumerate(children)} | {"broker": broker_pid}
+        cores = cores_used(pids, wait_until_all_scored)
+        ended = time.perf_counter()
+    finally:
+        for child in children:
+            if child.pid:
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(60)
+    assert first is not None
+    seconds = ended - first[0]
+    return {
+        "processes": processes,
+        "transactions": n,
+        "seconds": round(seconds, 3),
+        "tx_per_s": round((n - first[1]) / seconds, 1),
+        "scored_per_process": [_stored_scores(db) for db in stores],
+        "cores_used": cores,
+    }
+
+
 # -- machine ------------------------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
     return describe(
@@ -349,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-n", type=int, default=5000)
     parser.add_argument("--naive-seconds", type=float, default=20.0)
     parser.add_argument("--profile-n", type=int, default=20_000)
+    parser.add_argument("--group-n", type=int, default=200_000, help="transactions for the scale-out run (0: skip)")
+    parser.add_argument("--group-processes", type=int, default=2)
     parser.add_argument("--model", type=Path, default=None, help="model bundle DIR/<version>/ (default: train one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "streaming.json")
     args = parser.parse_args(argv)
@@ -365,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             results["model_training_seconds"] = round(time.perf_counter() - t0, 1)
         load_scorer: Callable[[], ModelScorer] = lambda: ModelScorer.load(model, StateSettings())  # noqa: E731
         results["model"] = {"path": str(model), "version": load_scorer().model_version}
-        n_data = max(args.n, args.rule_n, args.naive_n, int(args.rate * args.latency_seconds) + 200, args.profile_n)
+        n_data = max(args.n, args.rule_n, args.naive_n, int(args.rate * args.latency_seconds) + 200, args.profile_n,
+                     args.group_n)
         say(f"simulating {n_data:,} transactions")
         items = stream_data(n_data)
         broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=tmp / "broker.log").start()
@@ -374,12 +468,14 @@ def main(argv: list[str] | None = None) -> int:
             say(f"sustained: {args.n:,} transactions, model scorer")
             main_topics = topics_for(bootstrap, "sustained")
             results["producer_preload_tx_per_s"] = round(preload(main_topics, items[: args.n]), 1)
-            results["sustained_model"] = sustained(main_topics, load_scorer(), store_at(tmp, "sustained"), args.n)
+            results["sustained_model"] = sustained(main_topics, load_scorer(), store_at(tmp, "sustained"), args.n,
+                                                   broker_pid=broker.pid)
             say(f"  {results['sustained_model']['tx_per_s']:,} tx/s")
 
             say(f"ceiling: {args.rule_n:,} transactions, rule scorer (no features, no model)")
             rule_topics = main_topics.model_copy(update={"group_id": main_topics.group_id + "-rule"})
-            results["sustained_rule_scorer"] = sustained(rule_topics, RuleScorer(), store_at(tmp, "rule"), args.rule_n)
+            results["sustained_rule_scorer"] = sustained(rule_topics, RuleScorer(), store_at(tmp, "rule"), args.rule_n,
+                                                         broker_pid=broker.pid)
             say(f"  {results['sustained_rule_scorer']['tx_per_s']:,} tx/s")
 
             say(f"naive per-message loop: up to {args.naive_n:,} transactions / {args.naive_seconds:g} s")
@@ -396,8 +492,15 @@ def main(argv: list[str] | None = None) -> int:
                                                  args.profile_n, profile=True)
 
             say(f"latency at {args.rate:g} tx/s for {args.latency_seconds:g} s (service in its own process)")
-            results["latency"] = latency_at_rate(bootstrap, items, args.rate, args.latency_seconds, model, tmp)
+            results["latency"] = latency_at_rate(bootstrap, items, args.rate, args.latency_seconds, model, tmp,
+                                                 broker_pid=broker.pid)
             say(f"  p50 {results['latency']['p50_ms']} ms, p99 {results['latency']['p99_ms']} ms")
+
+            if args.group_n:
+                say(f"scale-out: {args.group_processes} service processes in one group, {args.group_n:,} transactions")
+                results["group"] = group_throughput(topics_for(bootstrap, "group"), items[: args.group_n], model,
+                                                    args.group_processes, tmp, broker.pid)
+                say(f"  {results['group']['tx_per_s']:,} tx/s together ({results['group']['scored_per_process']})")
         finally:
             broker.stop()
     results["targets"] = {
