@@ -200,11 +200,14 @@ class SqlAlertStore:
         if not transaction_ids:
             return set()
         found: set[str] = set()
+        marker = "?" if self.dialect == "sqlite" else "%s"
         with self.engine.connect() as conn:
-            # Chunked: SQLite limits the number of bound parameters per statement.
+            # Chunked: SQLite limits the number of bound parameters per statement. Driver-level
+            # SQL like the inserts: SQLAlchemy's expanding IN cost 2-3x the query (0.45 vs 0.16 ms
+            # for 50 ids, 3.0 vs 1.6 ms for 1,000 on SQLite).
             for chunk in _chunks(transaction_ids, 500):
-                rows = conn.execute(select(scores_table.c.transaction_id).where(scores_table.c.transaction_id.in_(chunk)))
-                found.update(row[0] for row in rows)
+                sql = f"SELECT transaction_id FROM scores WHERE transaction_id IN ({', '.join([marker] * len(chunk))})"
+                found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
         return found
 
     def write(self, batch: BatchOutputs) -> WriteResult:
