@@ -157,7 +157,8 @@ class StreamService:
         self._submitted = 0
         self._labels: Any = None
         self._last_durable = 0.0
-        self._uncommitted: list[SourceRecord] = []
+        #: Next offset to commit per (topic, partition): past every record whose outputs are durable.
+        self._to_commit: dict[tuple[str, int], int] = {}
         self._committed_at = 0.0
         self._heap = HeapPolicy(every_s=settings.heap_freeze_every_s) if settings.heap_freeze_every_s > 0 else None
         self.summary = RunSummary()
@@ -386,13 +387,13 @@ class StreamService:
             with self.timer("account"):
                 for item in done:
                     self._account(item)
-                    self._uncommitted.extend(item.records)
+                    self._mark_durable(item.records)
             self._last_durable = time.monotonic()
         due = time.monotonic() - self._committed_at >= self.settings.commit_interval_ms / 1000.0
-        if self._uncommitted and (force or due):
+        if self._to_commit and (force or due):
             with self.timer("commit"):
-                self._commit(consumer, self._uncommitted, wait=force)
-            self._uncommitted = []
+                positions, self._to_commit = self._to_commit, {}
+                self._commit(consumer, positions, wait=force)
             self._committed_at = time.monotonic()
             self._update_lag(consumer)
         if raise_errors:
@@ -413,13 +414,15 @@ class StreamService:
         return retry(fn, step=step, transient=transient, backoff=self._backoff, should_stop=self._stop.is_set,
                      on_retry=self._count_retry)
 
-    def _commit(self, consumer: Any, records: list[SourceRecord], *, wait: bool = True) -> None:
-        last: dict[tuple[str, int], int] = {}
+    def _mark_durable(self, records: list[SourceRecord]) -> None:
+        to_commit = self._to_commit
         for r in records:
             key = (r.topic, r.partition)
-            if r.offset >= last.get(key, -1):
-                last[key] = r.offset
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(o + 1, "", -1) for (t, p), o in last.items()}
+            if r.offset >= to_commit.get(key, 0):
+                to_commit[key] = r.offset + 1
+
+    def _commit(self, consumer: Any, positions: dict[tuple[str, int], int], *, wait: bool = True) -> None:
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
         if not wait:
             try:
                 consumer.commit_async(offsets=offsets, callback=self._commit_done)
@@ -438,15 +441,25 @@ class StreamService:
             # The group rebalanced while we worked: the new owner replays these records and
             # the store-side dedupe skips them. Outputs are already durable; nothing is lost.
             log.warning("commit rejected after a rebalance; records will be replayed by the new owner",
-                        extra={"partitions": sorted(p for _, p in last)})
+                        extra={"partitions": sorted(p for _, p in positions)})
 
     def _commit_done(self, offsets: dict[Any, Any], response: Any) -> None:
-        # Called inside consumer.poll on the poll thread. A failed async commit loses nothing:
-        # the next commit names later offsets, and anything replayed is skipped by the dedupe.
-        if isinstance(response, BaseException):
-            self._count_retry("commit")
-            log.warning("offset commit failed; the next one covers it",
-                        extra={"error": type(response).__name__, "partitions": sorted(tp.partition for tp in offsets)})
+        """Async commit callback (inside ``consumer.poll``, on the poll thread).
+
+        A failed commit goes back into the next one (unless a later offset is already
+        waiting), so a failure followed by silence on the topic is still committed; a
+        partition that moved to another consumer meanwhile is left to its new owner.
+        """
+        if not isinstance(response, BaseException):
+            return
+        self._count_retry("commit")
+        log.warning("offset commit failed; it goes again with the next one",
+                    extra={"error": type(response).__name__, "partitions": sorted(tp.partition for tp in offsets)})
+        owned = self._consumer.assignment() if self._consumer is not None else set()
+        for tp, meta in offsets.items():
+            key = (tp.topic, tp.partition)
+            if tp in owned and meta.offset > self._to_commit.get(key, 0):
+                self._to_commit[key] = meta.offset
 
     def _account(self, item: InFlight) -> None:
         m, summary, batch = self.metrics, self.summary, item.batch
