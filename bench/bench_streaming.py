@@ -13,10 +13,11 @@ Measures, in one run and on one machine:
 4. where the time goes: the service's per-step timers, a cProfile summary and the
    cores each process used (service, broker, load generator, score reader);
 5. scale-out: ``--group-processes`` service processes in one consumer group over
-   ``--group-n`` pre-loaded transactions, their aggregate rate.
+   ``--group-n`` pre-loaded transactions, their aggregate rate - with the feature
+   state in each process's memory, then in the local Redis.
 
 Writes ``bench/results/streaming.json``. Run: ``python bench/bench_streaming.py``
-(about 4 minutes on a 2-core machine, plus ~20 s to train the model unless
+(about 5 minutes on a 2-core machine, plus ~20 s to train the model unless
 ``--model DIR`` is given).
 """
 
@@ -204,11 +205,12 @@ def _short(filename: str) -> str:
 
 
 # -- 2. latency at a fixed rate --------------------------------------------------------------
-def _serve_child(settings_json: str, store_url: str, model: str | None) -> None:
+def _serve_child(settings_json: str, store_url: str, model: str | None, state_json: str | None = None) -> None:
     from fraudlens.settings import StateSettings
     from streaming.service import serve
 
-    scorer: Scorer = ModelScorer.load(Path(model), StateSettings()) if model else RuleScorer()
+    state = StateSettings.model_validate_json(state_json) if state_json else StateSettings()
+    scorer: Scorer = ModelScorer.load(Path(model), state) if model else RuleScorer()
     serve(KafkaSettings.model_validate_json(settings_json), StoreSettings(url=store_url), scorer)
 
 
@@ -373,18 +375,21 @@ def _stored_scores(db: Path) -> int:
 
 
 def group_throughput(settings: KafkaSettings, items: list[tuple[bytes, bytes]], model: Path, processes: int,
-                     tmp: Path, broker_pid: int | None) -> dict[str, Any]:
+                     tmp: Path, broker_pid: int | None, state: Any = None) -> dict[str, Any]:
     """``processes`` service processes in one consumer group over preloaded transactions.
 
     The partitions split between the processes (cards stay with one of them); the
     aggregate rate runs from the first stored score to the last, sampled from each
-    process's own store every 0.2 s.
+    process's own store every 0.2 s. ``state`` (StateSettings) puts the feature state
+    in Redis, as a group that must survive rebalances runs it.
     """
     preload(settings, items)
     n = len(items)
     context = multiprocessing.get_context("spawn")
-    stores = [tmp / f"group-{processes}-{i}.db" for i in range(processes)]
-    children = [context.Process(target=_serve_child, args=(settings.model_dump_json(), f"sqlite:///{db}", str(model)))
+    stores = [tmp / f"{settings.group_id}-{i}.db" for i in range(processes)]
+    state_json = state.model_dump_json() if state is not None else None
+    children = [context.Process(target=_serve_child,
+                                args=(settings.model_dump_json(), f"sqlite:///{db}", str(model), state_json))
                 for db in stores]
     for child in children:
         child.start()
@@ -402,6 +407,8 @@ def group_throughput(settings: KafkaSettings, items: list[tuple[bytes, bytes]], 
 
     try:
         pids = {f"service {i}": child.pid for i, child in enumerate(children)} | {"broker": broker_pid}
+        if state is not None:
+            pids["redis"] = redis_pid(state)
         cores = cores_used(pids, wait_until_all_scored)
         ended = time.perf_counter()
     finally:
@@ -418,8 +425,41 @@ def group_throughput(settings: KafkaSettings, items: list[tuple[bytes, bytes]], 
         "seconds": round(seconds, 3),
         "tx_per_s": round((n - first[1]) / seconds, 1),
         "scored_per_process": [_stored_scores(db) for db in stores],
+        "state": "memory (per process)" if state is None else f"redis ({state.redis_url})",
         "cores_used": cores,
     }
+
+
+def redis_state(tag: str) -> Any:
+    """Feature state in the local Redis under a key prefix of its own (removed by :func:`drop_redis_state`)."""
+    from fraudlens.settings import StateSettings
+
+    return StateSettings(backend="redis", key_prefix=f"fraudlens:bench:{tag}-{uuid.uuid4().hex[:6]}:")
+
+
+def redis_pid(state: Any) -> int | None:
+    """The Redis server's process id, when it runs on this machine (for its CPU share)."""
+    import redis
+
+    client = redis.Redis.from_url(state.redis_url)
+    try:
+        pid = int(client.info("server")["process_id"])
+    finally:
+        client.close()
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def drop_redis_state(state: Any) -> None:
+    import redis
+
+    client = redis.Redis.from_url(state.redis_url)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for key in client.scan_iter(match=state.key_prefix + "*", count=1000):
+                pipe.delete(key)
+            pipe.execute()
+    finally:
+        client.close()
 
 
 # -- machine ------------------------------------------------------------------------------------
@@ -501,6 +541,15 @@ def main(argv: list[str] | None = None) -> int:
                 results["group"] = group_throughput(topics_for(bootstrap, "group"), items[: args.group_n], model,
                                                     args.group_processes, tmp, broker.pid)
                 say(f"  {results['group']['tx_per_s']:,} tx/s together ({results['group']['scored_per_process']})")
+                say("  again with the feature state in Redis (what a group that survives rebalances runs)")
+                state = redis_state("group")
+                try:
+                    results["group_redis_state"] = group_throughput(topics_for(bootstrap, "group-redis"),
+                                                                    items[: args.group_n], model,
+                                                                    args.group_processes, tmp, broker.pid, state)
+                finally:
+                    drop_redis_state(state)
+                say(f"  {results['group_redis_state']['tx_per_s']:,} tx/s together")
         finally:
             broker.stop()
     results["targets"] = {
