@@ -214,18 +214,19 @@ def _serve_child(settings_json: str, store_url: str, model: str | None, state_js
     serve(KafkaSettings.model_validate_json(settings_json), StoreSettings(url=store_url), scorer)
 
 
-def _read_scores_child(bootstrap: str, topic: str, expected: int, out_path: str, timeout_s: float) -> None:
+def _read_scores_child(bootstrap: str, topic: str, expected: int, out_path: str, timeout_s: float,
+                       fetch_wait_ms: int) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, metrics_enabled=False,
-                             fetch_max_wait_ms=5)
+                             fetch_max_wait_ms=fetch_wait_ms)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(partitions)
     consumer.seek_to_beginning()
     seen: dict[str, float] = {}
     deadline = time.time() + timeout_s
     while len(seen) < expected and time.time() < deadline:
-        for messages in consumer.poll(timeout_ms=5).values():
+        for messages in consumer.poll(timeout_ms=fetch_wait_ms).values():
             now = time.time()
             for m in messages:
                 seen.setdefault(json.loads(m.value)["transaction_id"], now)
@@ -249,8 +250,20 @@ def cores_used(pids: dict[str, int | None], run: Callable[[], None]) -> dict[str
     return {name: round((cpu_seconds(pid) - before[name]) / wall, 2) for name, pid in known.items()}
 
 
+#: The load generator's producer batches like a payment platform's would: 5 ms is the Java
+#: client's default linger since Kafka 4.0 (KIP-1030). kafka-python's default, 0, sends almost
+#: every record as its own batch, and the embedded broker's fetches cost time in proportion to
+#: the batches a partition holds (see broker_fetch_cost), so it would mostly measure the broker.
+GENERATOR_LINGER_MS = 5
+#: The score reader is the measuring instrument: its fetch wait is counted in every latency
+#: (Tansu answers a waiting fetch when the wait runs out), and each of its fetches costs the
+#: broker time; 20 ms keeps the instrument's own load small and errs against the service.
+READER_FETCH_WAIT_MS = 20
+
+
 def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: float, seconds: float,
-                    model: Path | None, tmp: Path, broker_pid: int | None = None) -> dict[str, Any]:
+                    model: Path | None, tmp: Path, broker_pid: int | None = None,
+                    generator_linger_ms: int = GENERATOR_LINGER_MS) -> dict[str, Any]:
     settings = topics_for(bootstrap, "latency", batch_size=1000, poll_timeout_ms=5)
     context = multiprocessing.get_context("spawn")
     service = context.Process(target=_serve_child, args=(settings.model_dump_json(), f"sqlite:///{tmp / 'lat.db'}",
@@ -260,9 +273,10 @@ def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: floa
     n = min(len(items) - warmup, int(rate * seconds))
     out_path = tmp / "latency_seen.json"
     reader = context.Process(target=_read_scores_child,
-                             args=(bootstrap, settings.scores_topic, n + warmup, str(out_path), seconds * 4 + 120))
+                             args=(bootstrap, settings.scores_topic, n + warmup, str(out_path), seconds * 4 + 120,
+                                   READER_FETCH_WAIT_MS))
     reader.start()
-    producer = make_producer(settings.model_copy(update={"producer_linger_ms": 0}))
+    producer = make_producer(settings.model_copy(update={"producer_linger_ms": generator_linger_ms}))
     try:
         # Warm-up records: the service has joined its group and loaded its model when they come back.
         for key, value in items[n : n + warmup]:  # distinct ids: a repeated id would be deduplicated
@@ -295,7 +309,8 @@ def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: floa
         if reader.is_alive():
             reader.terminate()
     seen = json.loads(out_path.read_text()) if out_path.exists() else {}
-    latencies_ms = np.array([(seen[t] - s) * 1000 for t, s in sent_at.items() if t in seen])
+    measured = sorted((sent, (seen[t] - sent) * 1000) for t, sent in sent_at.items() if t in seen)
+    latencies_ms = np.array([latency for _, latency in measured])
     return {
         "target_rate_tx_per_s": rate,
         "achieved_input_rate_tx_per_s": round(achieved, 1),
@@ -306,8 +321,85 @@ def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: floa
         "p99_ms": round(float(np.percentile(latencies_ms, 99)), 2) if latencies_ms.size else None,
         "max_ms": round(float(latencies_ms.max()), 2) if latencies_ms.size else None,
         "definition": "producer send() -> score record readable by a consumer of the scores topic",
+        "generator_linger_ms": generator_linger_ms,
+        "reader_fetch_wait_ms": READER_FETCH_WAIT_MS,
+        "service_fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        # Latency drifts up over a run as the broker's fetches get dearer (broker_fetch_cost).
+        "by_send_time_2s": latency_windows(measured, 2.0),
         "cores_used_while_sending": cores,
     }
+
+
+def latency_windows(measured: list[tuple[float, float]], width_s: float) -> list[dict[str, Any]]:
+    """p50/p99 per ``width_s`` of send time, from (sent_at, latency_ms) pairs sorted by send time."""
+    if not measured:
+        return []
+    start = measured[0][0]
+    windows: dict[int, list[float]] = {}
+    for sent, latency in measured:
+        windows.setdefault(int((sent - start) // width_s), []).append(latency)
+    return [{"from_s": k * width_s, "n": len(v), "p50_ms": round(float(np.percentile(v, 50)), 1),
+             "p99_ms": round(float(np.percentile(v, 99)), 1)} for k, v in sorted(windows.items())]
+
+
+def broker_fetch_cost(bootstrap: str, items: list[tuple[bytes, bytes]], broker_pid: int | None, rate: float,
+                      windows: int = 4, window_s: float = 4.0, linger_ms: int = GENERATOR_LINGER_MS) -> dict[str, Any]:
+    """The embedded broker alone: CPU per fetch while a producer appends at ``rate`` and one consumer
+    reads at the end of the topic (what the service does in the latency run).
+
+    Tansu's memory storage serves a fetch in time that grows with the record batches the
+    partition holds, so the same load costs it more every second; this is why latency in
+    ``latency`` drifts up over the run.
+    """
+    import threading
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    if broker_pid is None:
+        return {}
+    settings = topics_for(bootstrap, "fetch-cost")
+    producer = make_producer(settings.model_copy(update={"producer_linger_ms": linger_ms}))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, metrics_enabled=False,
+                             fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    consumer.assign([TopicPartition(settings.transactions_topic, p) for p in range(PARTITIONS)])
+    consumer.seek_to_end()
+    stop = threading.Event()
+    counts = {"sent": 0, "fetches": 0}
+
+    def produce() -> None:
+        start = time.perf_counter()
+        while not stop.is_set():
+            delay = start + counts["sent"] / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            key, value = items[counts["sent"] % len(items)]
+            producer.send(settings.transactions_topic, key=key, value=value)
+            counts["sent"] += 1
+
+    def fetch() -> None:
+        while not stop.is_set():
+            consumer.poll(timeout_ms=settings.fetch_max_wait_ms)
+            counts["fetches"] += 1
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=fetch)]
+    for thread in threads:
+        thread.start()
+    out = []
+    try:
+        for _ in range(windows):
+            cpu0, fetches0, t0 = cpu_seconds(broker_pid), counts["fetches"], time.perf_counter()
+            time.sleep(window_s)
+            cpu, fetches, wall = cpu_seconds(broker_pid) - cpu0, counts["fetches"] - fetches0, time.perf_counter() - t0
+            out.append({"records_in_topic": counts["sent"], "broker_cores": round(cpu / wall, 2),
+                        "fetches_per_s": round(fetches / wall), "broker_ms_per_fetch": round(1000 * cpu / max(fetches, 1), 2)})
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        consumer.close()
+        producer.close()
+    return {"producer_rate_tx_per_s": rate, "producer_linger_ms": linger_ms,
+            "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms, "windows": out}
 
 
 def _wait_for_scores(db: Path, expected: int, timeout_s: float) -> None:
@@ -535,6 +627,11 @@ def main(argv: list[str] | None = None) -> int:
             results["latency"] = latency_at_rate(bootstrap, items, args.rate, args.latency_seconds, model, tmp,
                                                  broker_pid=broker.pid)
             say(f"  p50 {results['latency']['p50_ms']} ms, p99 {results['latency']['p99_ms']} ms")
+
+            say(f"broker fetch cost at {args.rate:g} tx/s (broker alone, no service)")
+            results["broker_fetch_cost"] = broker_fetch_cost(bootstrap, items, broker.pid, args.rate)
+            say("  ms of broker CPU per fetch: " + ", ".join(
+                str(w["broker_ms_per_fetch"]) for w in results["broker_fetch_cost"].get("windows", [])))
 
             if args.group_n:
                 say(f"scale-out: {args.group_processes} service processes in one group, {args.group_n:,} transactions")

@@ -66,9 +66,10 @@ class KafkaSettings(BaseModel):
         description="Skip transactions the store already scored (a replay after a crash) before scoring them again.",
     )
     heap_freeze_every_s: float = Field(
-        default=10.0, ge=0,
+        default=1.0, ge=0,
         description="Freeze the long-lived heap (feature state) out of the garbage collector's scans this often "
-        "(0: leave the collector at its defaults); see streaming.heap.",
+        "(0: leave the collector at its defaults). Each freeze first collects what was allocated since the last "
+        "one, so this interval bounds that pause; see streaming.heap.",
     )
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: off).")
     # -- challenger (shadow) scoring and live drift ----------------------------------------
