@@ -36,6 +36,9 @@ _ENTITY_FIELD = {"card": "card_id", "merchant": "merchant_id"}
 _DEFAULT_TTL_MS = days_to_ms(90)
 
 Step = Callable[[Transaction, Any], list[float]]
+#: Plan slots of families that keep no entity state: stateless ones, and ones derived from earlier features.
+_STATELESS = -1
+_DERIVED = -2
 
 
 class FeaturePipeline:
@@ -138,6 +141,8 @@ class FeaturePipeline:
 
 
 def _step_of(fam: FeatureFamily) -> Step:
+    if isinstance(fam, Family) and fam.entity == "none" and type(fam).update_one is FeatureFamily.update_one:
+        return fam.values_one  # stateless: there is nothing to update
     step = getattr(fam, "step_one", None)
     if step is not None:
         return step
@@ -149,6 +154,22 @@ def _step_of(fam: FeatureFamily) -> Step:
         return [float(values[name]) for name in names]
 
     return generic
+
+
+def _derived_step(fam: FeatureFamily, earlier: Sequence[FeatureFamily]) -> Step | None:
+    """A family computed from features earlier in the row (no state of its own), when it offers one."""
+    online_inputs = getattr(fam, "online_inputs", None)
+    inputs = online_inputs(earlier) if online_inputs is not None else None
+    if not inputs:
+        return None
+    before = [name for family in earlier for name in family.feature_names]
+    positions = [before.index(name) for name in inputs]
+    values_from = fam.values_from  # type: ignore[attr-defined]
+
+    def derive(tx: Transaction, row: list[float]) -> list[float]:
+        return values_from(tx, [row[i] for i in positions])
+
+    return derive
 
 
 class OnlineFeatures:
@@ -172,32 +193,42 @@ class OnlineFeatures:
                 f"families use entities {sorted(unknown)}; the online engine knows {sorted(_ENTITY_FIELD)}"
             )
         self._entities = [(entity, _ENTITY_FIELD[entity], entity + ":") for entity in entities]
-        self._plan = [
-            (fam.entity, fam.name, _step_of(fam), fam.new_state) for fam in pipeline.families
-        ]
+        slot_of = {entity: slot for slot, (entity, _, _) in enumerate(self._entities)}
+        #: One entry per family: (entity slot, or _STATELESS / _DERIVED; state key; step; new_state).
+        self._plan: list[tuple[int, str, Step, Callable[[], Any]]] = []
+        for position, fam in enumerate(pipeline.families):
+            derived = _derived_step(fam, pipeline.families[:position])
+            if derived is not None:
+                self._plan.append((_DERIVED, fam.name, derived, fam.new_state))
+            elif fam.entity == "none":
+                self._plan.append((_STATELESS, fam.name, _step_of(fam), fam.new_state))
+            else:
+                self._plan.append((slot_of[fam.entity], fam.name, _step_of(fam), fam.new_state))
         self._label_families = [fam for fam in pipeline.families if fam.uses_labels]
 
     def _keys(self, tx: Transaction) -> list[str]:
         return [prefix + getattr(tx, field) for _, field, prefix in self._entities]
 
     def _step(self, tx: Transaction, states: dict[str, Any]) -> list[float]:
-        by_entity: dict[str, dict[str, Any]] = {}
-        for entity, field, prefix in self._entities:
+        entity_states: list[dict[str, Any]] = []
+        for _, field, prefix in self._entities:
             key = prefix + getattr(tx, field)
             state = states.get(key)
             if state is None:
                 state = states[key] = {}
-            by_entity[entity] = state
+            entity_states.append(state)
         row: list[float] = []
-        for entity, name, step, new_state in self._plan:
-            if entity == "none":
+        for slot, name, step, new_state in self._plan:
+            if slot >= 0:
+                state = entity_states[slot]
+                family_state = state.get(name)
+                if family_state is None:
+                    family_state = state[name] = new_state()
+                row += step(tx, family_state)
+            elif slot == _STATELESS:
                 row += step(tx, None)
-                continue
-            state = by_entity[entity]
-            family_state = state.get(name)
-            if family_state is None:
-                family_state = state[name] = new_state()
-            row += step(tx, family_state)
+            else:  # _DERIVED: reads the features computed so far
+                row += step(tx, row)
         return row
 
     def transform_one(self, tx: Transaction) -> np.ndarray:

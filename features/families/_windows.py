@@ -90,6 +90,46 @@ def window_push(state: WindowState, t: int, amount: float) -> None:
         compact(state)
 
 
+def window_step(state: WindowState, t: int, amount: float, widths: tuple[int, ...]) -> list[float]:
+    """``window_stats(commit=True)`` then ``window_push`` in one pass: card_velocity's online step.
+
+    Returns ``[count, sum, mean, max]`` per width (mean and max NaN for an empty window),
+    with the arithmetic of the two functions it fuses, so the values are the same floats;
+    called once per streamed transaction, it saves the intermediate list and a second loop.
+    """
+    ts, amounts, base, stack = state["t"], state["a"], state["b"], state["m"]
+    heads, sums = state["h"], state["s"]
+    n = len(ts)
+    end = base + n
+    step = round(amount * SCALE)
+    out: list[float] = []
+    for w, width in enumerate(widths):
+        head, total = heads[w], sums[w]
+        cut = t - width
+        i = head - base
+        if i < n and ts[i] <= cut:
+            while i < n and ts[i] <= cut:
+                total -= round(amounts[i] * SCALE)
+                i += 1
+            head = heads[w] = i + base
+        sums[w] = total + step  # the pushed event joins every window
+        count = end - head
+        if count:
+            j = bisect_left(stack, head)
+            mean_sum = total / SCALE
+            out += (float(count), mean_sum, mean_sum / count, amounts[stack[j] - base])
+        else:
+            out += (0.0, total / SCALE, NAN, NAN)
+    ts.append(t)
+    amounts.append(amount)
+    while stack and amounts[stack[-1] - base] <= amount:
+        stack.pop()
+    stack.append(end)
+    if heads[-1] != base:
+        compact(state)
+    return out
+
+
 def compact(state: WindowState) -> None:
     """Drop events before the widest window's head (bounded state)."""
     oldest = state["h"][-1]

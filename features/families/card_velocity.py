@@ -32,6 +32,7 @@ from features.families._windows import (
     new_windows,
     window_push,
     window_stats,
+    window_step,
 )
 from features.schema import Transaction
 
@@ -77,10 +78,8 @@ class CardVelocity(Family):
         window_push(state, tx.timestamp_ms, tx.amount)
 
     def step_one(self, tx: Transaction, state: Any) -> list[float]:
-        # Fused: the committing scan yields the same numbers as the pure one.
-        values = self._values(window_stats(state, tx.timestamp_ms, self.widths, commit=True))
-        window_push(state, tx.timestamp_ms, tx.amount)
-        return values
+        # Fused: scan, values and push in one pass (the parity suite checks it against values_one + update_one).
+        return window_step(state, tx.timestamp_ms, tx.amount, self.widths)
 
     def expire(self, state: Any, now_ms: int) -> bool:
         return expire_windows(state, now_ms, self.widths)

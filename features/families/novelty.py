@@ -6,8 +6,11 @@ as new, as does never seen), else 0.0; NaN when the event lacks the field.
 "last seen" is the latest prior use, so every use refreshes the value.
 
 State per card: value -> last-seen ms for each field. Values older than the horizon
-are purged (at most once per simulated day per card, so the scan is amortised):
-they would read as new anyway, so purging changes memory, never a feature.
+are purged at most once per week of event time per card, so the scan is amortised
+over the card's events (daily purges made the family cost 3.8 us per streamed
+transaction, weekly ones 2.6 us, measured on the streaming benchmark's simulated
+stream); a card holds at most a week of stale values beyond the horizon. Stale values would read as new anyway, so purging changes memory, never a
+feature.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "is_new_device": ("device_id", "d"),
     "is_new_country": ("country", "c"),
 }
-_PURGE_EVERY_MS = MS_PER_DAY
+_PURGE_EVERY_MS = 7 * MS_PER_DAY
 
 
 class Novelty(Family):

@@ -197,6 +197,29 @@ def test_pipeline_transform_one_and_batches_equal_transform_many(
     )
 
 
+def test_engine_shortcuts_equal_each_family_on_its_own_bit_for_bit(
+    random_frame, run_online: RunOnline
+) -> None:
+    # The engine takes shortcuts a family alone cannot: card_velocity's fused step, and
+    # amount_profile computed from card_velocity's windows instead of a state of its own.
+    # They promise the same floats, not merely values within 1e-6.
+    order, txs = in_time_order(random_frame)
+    labels = PIPELINE.label_events(random_frame)
+    alone = np.hstack([
+        run_online(family, random_frame.iloc[order], labels, transactions=txs) for family in FAMILIES
+    ])
+    through_engine, _ = stream(PIPELINE.online(MemoryStateStore()), txs, labels, batch_size=500)
+    np.testing.assert_array_equal(through_engine, alone)
+    # The derived path was the one taken: no card keeps an amount_profile window.
+    assert not any("amount_profile" in state for state in _card_states(txs))
+
+
+def _card_states(txs: Sequence[Transaction]) -> list[dict]:
+    online = PIPELINE.online(MemoryStateStore())
+    online.transform_batch(txs)
+    return list(online.store.load_many([f"card:{tx.card_id}" for tx in txs]).values())
+
+
 @pytest.mark.parametrize("batch_size", [1, 500, 10_000])
 def test_replay_learning_labels_early_changes_nothing(
     random_frame, batch_size: int, assert_same: AssertSame
