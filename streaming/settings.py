@@ -30,7 +30,12 @@ class KafkaSettings(BaseModel):
     )
     group_id: str = "fraudlens-scorer"
     client_id: str = "fraudlens"
-    batch_size: int = Field(default=1000, ge=1, description="Most records scored together in one micro-batch.")
+    batch_size: int = Field(
+        default=2000, ge=1,
+        description="Most records scored together in one micro-batch. Only a backlog fills a batch (at 2,000 tx/s a "
+        "poll returns a few dozen), and there each batch's fixed costs (model and SHAP calls, store queries, commits) "
+        "spread over more records: 2,000 gave 2-8% more throughput than 1,000 in three alternating runs.",
+    )
     poll_timeout_ms: int = Field(
         default=20, ge=0, description="How long a poll waits for records; small keeps latency low at low rates."
     )
