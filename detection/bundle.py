@@ -61,10 +61,15 @@ REQUIRED_FILES: tuple[str, ...] = (
     REFERENCE_FILE,
     MANIFEST_FILE,
 )
-#: Batches up to this many rows are scored by the compiled trees, larger ones by XGBoost
-#: (which is faster per row once its fixed per-call cost is spread; crossover measured
-#: in bench/bench_detection.py).
-SMALL_BATCH = 32
+#: Batches of up to this many rows x trees are scored by the compiled trees, larger ones by
+#: XGBoost, which is faster per row once its fixed per-call cost (about 0.25 ms) is spread.
+#: Both per-row costs grow with the trees, so the crossover in rows falls as trees rise: 64
+#: rows for the 373-tree demo model (bench/bench_detection.py), about 200 for the streaming
+#: benchmark's 120 trees (128 rows: 4.3 against 5.8 us/row; 512 rows: 4.2 against 3.3).
+#: The stream's batches at a steady 2,000 tx/s hold a few dozen rows: inside the limit.
+SMALL_BATCH_TREE_ROWS = 24_000
+#: Never more rows than this on the compiled path (XGBoost's threads pay off on big batches).
+SMALL_BATCH_MAX_ROWS = 1024
 #: Files that must be byte-identical when the same data is retrained with the same seed.
 DETERMINISTIC_FILES: tuple[str, ...] = tuple(name for name in REQUIRED_FILES if name != MANIFEST_FILE)
 
@@ -142,6 +147,8 @@ class ModelBundle:
         self._n_features = len(self.feature_names)
         self._compiled: CompiledTrees | None = None
         self._compile_tried = False
+        #: Largest batch the compiled trees score (see SMALL_BATCH_TREE_ROWS).
+        self.small_batch = min(SMALL_BATCH_MAX_ROWS, max(1, SMALL_BATCH_TREE_ROWS // max(1, booster.num_boosted_rounds())))
 
     def __repr__(self) -> str:
         return f"ModelBundle(version={self.version!r}, n_features={self._n_features}, path={self.path})"
@@ -166,7 +173,7 @@ class ModelBundle:
     def margin(self, X: np.ndarray) -> np.ndarray:
         """Raw log-odds (booster margin) per row, bit-identical to ``inplace_predict(..., "margin")``."""
         X = self._matrix(X)
-        if X.shape[0] <= SMALL_BATCH:
+        if X.shape[0] <= self.small_batch:
             # inplace_predict has a fixed cost of a few hundred microseconds per call;
             # the compiled trees answer one row in about ten.
             self.compile()

@@ -1,6 +1,6 @@
 """What-ifs of a batch of alerts: at most two model calls, and exactly the what-ifs of each alert alone.
 
-Run on the tiny booster and on a real bundle, whose small batches (<= ``SMALL_BATCH`` rows)
+Run on the tiny booster and on a real bundle, whose small batches (<= ``bundle.small_batch`` rows)
 are scored by the compiled trees and larger ones by ``inplace_predict``: batching moves a
 row from one to the other, so both must give the same bits.
 """
