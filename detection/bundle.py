@@ -175,7 +175,7 @@ class ModelBundle:
         X = self._matrix(X)
         if X.shape[0] <= self.small_batch:
             # inplace_predict has a fixed cost of a few hundred microseconds per call;
-            # the compiled trees answer one row in about ten.
+            # the compiled trees answer one row in a few.
             self.compile()
             if self._compiled is not None:
                 return self._compiled.margin(X)

@@ -9,8 +9,8 @@ State per card: value -> last-seen ms for each field. Values older than the hori
 are purged at most once per week of event time per card, so the scan is amortised
 over the card's events (daily purges made the family cost 3.8 us per streamed
 transaction, weekly ones 2.6 us, measured on the streaming benchmark's simulated
-stream); a card holds at most a week of stale values beyond the horizon. Stale values would read as new anyway, so purging changes memory, never a
-feature.
+stream); a card holds at most a week of stale values beyond the horizon. Stale
+values would read as new anyway, so purging changes memory, never a feature.
 """
 
 from __future__ import annotations
