@@ -209,10 +209,9 @@ class OnlineFeatures:
     def _keys(self, tx: Transaction) -> list[str]:
         return [prefix + getattr(tx, field) for _, field, prefix in self._entities]
 
-    def _step(self, tx: Transaction, states: dict[str, Any]) -> list[float]:
+    def _step(self, tx: Transaction, keys: list[str], states: dict[str, Any]) -> list[float]:
         entity_states: list[dict[str, Any]] = []
-        for _, field, prefix in self._entities:
-            key = prefix + getattr(tx, field)
+        for key in keys:
             state = states.get(key)
             if state is None:
                 state = states[key] = {}
@@ -233,17 +232,19 @@ class OnlineFeatures:
 
     def transform_one(self, tx: Transaction) -> np.ndarray:
         """Features of one event in ``feature_names`` order, then the entity states are updated."""
-        states = self.store.load_many(self._keys(tx))
-        row = self._step(tx, states)
+        keys = self._keys(tx)
+        states = self.store.load_many(keys)
+        row = self._step(tx, keys, states)
         self.store.save_many(states, self._ttl_ms)
         return np.array(row, dtype=np.float64)
 
     def transform_batch(self, txs: Sequence[Transaction]) -> np.ndarray:
         """(len(txs), n_features) features, processed in order with one load and one save round trip."""
-        keys = list(dict.fromkeys(key for tx in txs for key in self._keys(tx)))
-        states = self.store.load_many(keys)
+        keys_of = self._keys
+        tx_keys = [keys_of(tx) for tx in txs]
+        states = self.store.load_many(list(dict.fromkeys(key for keys in tx_keys for key in keys)))
         step = self._step
-        rows = [step(tx, states) for tx in txs]
+        rows = [step(tx, keys, states) for tx, keys in zip(txs, tx_keys, strict=True)]
         self.store.save_many(states, self._ttl_ms)
         return np.array(rows, dtype=np.float64).reshape(len(txs), len(self.feature_names))
 

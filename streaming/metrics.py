@@ -6,7 +6,14 @@ and several services in one process never collide on the global registry.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -40,7 +47,7 @@ class StreamMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.end_to_end_seconds = Histogram(
+        self.end_to_end_seconds = BatchHistogram(
             "fraudlens_stream_end_to_end_seconds",
             "Record timestamp (producer) to its score being durable.",
             buckets=_LATENCY_BUCKETS,
@@ -58,6 +65,50 @@ class StreamMetrics:
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Expose /metrics over HTTP on ``port`` (a daemon thread)."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+class BatchHistogram(Collector):
+    """A label-less Prometheus histogram that takes a whole batch of observations at once.
+
+    The service observes one end-to-end latency per transaction; ``Histogram.observe``
+    costs about 1.1 us a call (a lock and a bucket search in Python), which at 10,000
+    transactions a second is 1% of a core. Here a batch is one ``searchsorted`` and one
+    ``bincount``. Exposed exactly as a ``Histogram`` of the same name is (``_bucket``,
+    ``_count``, ``_sum``; cumulative buckets with ``+Inf`` last).
+    """
+
+    def __init__(self, name: str, documentation: str, *, buckets: tuple[float, ...],
+                 registry: CollectorRegistry | None = None) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        #: Per-bucket (not cumulative) counts; the last one is above every bound (+Inf only).
+        self._counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)
+        self._sum = 0.0
+        # collect() runs on the metrics server's thread while the service observes.
+        self._lock = threading.Lock()
+        if registry is not None:
+            registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        """Count every value: a value equal to a bound falls in that bound's bucket (``le``)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not values.size:
+            return
+        counts = np.bincount(np.searchsorted(self.bounds, values, side="left"), minlength=len(self._counts))
+        total = float(values.sum())
+        with self._lock:
+            self._counts += counts
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts).tolist()
+            total = self._sum
+        edges = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], list(zip(edges, cumulative, strict=True)), sum_value=total)
+        yield family
 
 
 def dead_letter_reason_label(reason: str) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from features.schema import SchemaError, Transaction
@@ -112,9 +113,11 @@ def _parse_strictly(value: bytes) -> Any:
 
 
 def _storage_problem(tx: Transaction, *, escaped: bool = True) -> tuple[str, str] | None:
-    for name in _ID_FIELDS:
-        if len(getattr(tx, name)) > MAX_ID_LENGTH:
-            return name, f"longer than {MAX_ID_LENGTH} characters"
+    # One comparison for the usual record; only a long id looks for the field to name.
+    if max(len(tx.transaction_id), len(tx.card_id), len(tx.merchant_id)) > MAX_ID_LENGTH:
+        for name in _ID_FIELDS:
+            if len(getattr(tx, name)) > MAX_ID_LENGTH:
+                return name, f"longer than {MAX_ID_LENGTH} characters"
     if not escaped:
         return None
     texts = [getattr(tx, name) for name in _TEXT_FIELDS]
@@ -157,6 +160,27 @@ def decode_batch(records: Iterable[SourceRecord], *, max_bytes: int) -> Decoded:
     return out
 
 
+def _shadow_builder(shadow: Any, champion_version: str) -> Callable[[int, Transaction, ScoreOut], ShadowOut]:
+    """The challenger's verdict on row ``i``, beside the champion's score and decision."""
+    scores, alerts = shadow.scores.tolist(), shadow.alerts.tolist()
+
+    def build(i: int, tx: Transaction, champion: ScoreOut) -> ShadowOut:
+        return ShadowOut(
+            transaction_id=tx.transaction_id,
+            key=champion.key,
+            model_version=shadow.model_version,
+            score=float(scores[i]),
+            decision="alert" if alerts[i] else "pass",
+            threshold=shadow.threshold,
+            champion_version=champion_version,
+            champion_score=champion.score,
+            champion_decision=champion.decision,
+            event_time_ms=tx.timestamp_ms,
+        )
+
+    return build
+
+
 def score_decoded(
     decoded: Decoded,
     scorer: Scorer,
@@ -181,41 +205,24 @@ def score_decoded(
     threshold = float(scored.threshold)
     shadow = scored.shadow
     outputs.drift = scored.drift
-    alerted: list[int] = []
-    for i, (tx, src) in enumerate(zip(txs, decoded.sources, strict=True)):
-        alert = bool(scored.alerts[i])
-        key = src.key if src.key else tx.card_id.encode()
-        value = float(scored.scores[i])
-        decision = "alert" if alert else "pass"
-        outputs.scores.append(
-            ScoreOut(
-                transaction_id=tx.transaction_id,
-                key=key,
-                score=value,
-                decision=decision,
-                threshold=threshold,
-                model_version=scored.model_version,
-                event_time_ms=tx.timestamp_ms,
-                source_partition=src.partition,
-                source_offset=src.offset,
-                source_timestamp_ms=src.timestamp_ms,
-                processing_ms=processing_ms,
-                shadow=None if shadow is None else ShadowOut(
-                    transaction_id=tx.transaction_id,
-                    key=key,
-                    model_version=shadow.model_version,
-                    score=float(shadow.scores[i]),
-                    decision="alert" if shadow.alerts[i] else "pass",
-                    threshold=shadow.threshold,
-                    champion_version=scored.model_version,
-                    champion_score=value,
-                    champion_decision=decision,
-                    event_time_ms=tx.timestamp_ms,
-                ),
-            )
-        )
-        if alert:
-            alerted.append(i)
+    version = scored.model_version
+    # Plain lists and positional named tuples: this loop runs once per transaction, and
+    # indexing numpy arrays element by element costs more than converting them once.
+    values = scored.scores.tolist()
+    alerted = np.flatnonzero(scored.alerts).tolist()
+    decisions = ["pass"] * len(txs)
+    for i in alerted:
+        decisions[i] = "alert"
+    keys = [src.key or tx.card_id.encode() for tx, src in zip(txs, decoded.sources, strict=True)]
+    rows = zip(txs, decoded.sources, keys, values, decisions, strict=True)
+    outputs.scores = [
+        ScoreOut(tx.transaction_id, key, value, decision, threshold, version, tx.timestamp_ms,
+                 src.partition, src.offset, src.timestamp_ms, processing_ms)
+        for tx, src, key, value, decision in rows
+    ]
+    if shadow is not None:
+        verdict = _shadow_builder(shadow, version)
+        outputs.scores = [score._replace(shadow=verdict(i, tx, score)) for i, (tx, score) in enumerate(zip(txs, outputs.scores, strict=True))]
     if alerted:
         alerted_txs = [txs[i] for i in alerted]
         built = (cards or MinimalCards()).build(alerted_txs, scored, alerted)

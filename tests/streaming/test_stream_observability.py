@@ -7,12 +7,13 @@ import logging
 import urllib.request
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streaming.broker import free_port
 from streaming.consumer import StreamService
 from streaming.logs import JsonFormatter
-from streaming.metrics import StreamMetrics, dead_letter_reason_label
+from streaming.metrics import BatchHistogram, StreamMetrics, dead_letter_reason_label
 from streaming.scoring import RuleScorer
 from streaming.settings import KafkaSettings, StoreSettings
 from streaming.store import SqlAlertStore
@@ -29,6 +30,33 @@ def test_json_formatter_writes_one_object_with_extra_fields() -> None:
 def test_dead_letter_reason_labels_have_low_cardinality() -> None:
     assert dead_letter_reason_label("payload too large: 123 bytes > 100") == "payload too large"
     assert dead_letter_reason_label("invalid field 'amount': negative amount") == "invalid field 'amount'"
+
+
+def test_batch_histogram_exposes_what_a_prometheus_histogram_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    buckets = (0.001, 0.01, 0.1, 1.0, 2.5)
+    reference, batched = CollectorRegistry(), CollectorRegistry()
+    one_by_one = Histogram("e2e_seconds", "doc", buckets=buckets, registry=reference)
+    in_batches = BatchHistogram("e2e_seconds", "doc", buckets=buckets, registry=batched)
+    # Values on the bounds belong to that bound's bucket (le), above the last one to +Inf only.
+    values = [0.0005, 0.001, 0.005, 0.01, 0.01000001, 0.5, 1.0, 2.5, 3.0, 100.0]
+    for value in values:
+        one_by_one.observe(value)
+    in_batches.observe_many(np.array(values[:4]))
+    in_batches.observe_many(np.array([]))
+    in_batches.observe_many(np.array(values[4:]))
+
+    def exposition(registry: CollectorRegistry) -> dict[str, float]:
+        lines = generate_latest(registry).decode().splitlines()
+        return {name: float(value) for name, value in (line.rsplit(" ", 1) for line in lines if not line.startswith("#"))
+                if "_created" not in name}
+
+    expected, got = exposition(reference), exposition(batched)
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-12), name
+    assert got['e2e_seconds_bucket{le="0.01"}'] == 4 and got["e2e_seconds_count"] == len(values)
 
 
 def test_metrics_are_served_over_http() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from features.schema import Transaction
 from streaming.alerts import mask_card
 from streaming.pipeline import MAX_ID_LENGTH, decode_batch, decode_record, score_decoded
 from streaming.records import (
@@ -34,6 +35,12 @@ def record(value: bytes | None, offset: int = 0, key: bytes | None = b"card") ->
 
 def as_bytes(payload: Any) -> bytes:
     return json.dumps(payload).encode()
+
+
+def test_numeric_ids_decode_as_their_text_and_other_fields_keep_their_rules() -> None:
+    tx = decode_record(record(as_bytes({**GOOD, "card_id": 12345, "merchant_id": " m9 ", "amount": 7})), max_bytes=65536)
+    assert isinstance(tx, Transaction), tx
+    assert (tx.card_id, tx.merchant_id, tx.amount) == ("12345", "m9", 7.0)
 
 
 def test_valid_record_decodes_to_a_transaction() -> None:
@@ -65,6 +72,9 @@ def test_valid_record_decodes_to_a_transaction() -> None:
         (as_bytes({**GOOD, "merchant_id": {"a": 1}}), "invalid field 'merchant_id'", "merchant_id"),
         (as_bytes({**GOOD, "latitude": 123.0}), "invalid field 'latitude': out of range", "latitude"),
         (as_bytes({**GOOD, "transaction_id": "x" * (MAX_ID_LENGTH + 1)}), "invalid field 'transaction_id': longer", "transaction_id"),
+        (as_bytes({**GOOD, "merchant_id": "m" * (MAX_ID_LENGTH + 1)}), "invalid field 'merchant_id': longer", "merchant_id"),
+        (as_bytes({**GOOD, "amount": float("inf")}), "invalid field 'amount': not a finite", "amount"),
+        (as_bytes({**GOOD, "amount": -0.01}), "invalid field 'amount': negative", "amount"),
         (as_bytes({**GOOD, "transaction_id": "t\u00001"}), "invalid field 'transaction_id': contains control", "transaction_id"),
         (as_bytes({**GOOD, "device_id": "d\t2"}), "invalid field 'device_id': contains control", "device_id"),
         # A raw (unescaped) control byte inside a string is not JSON at all.
