@@ -169,7 +169,7 @@ def _shadow_builder(shadow: Any, champion_version: str) -> Callable[[int, Transa
             transaction_id=tx.transaction_id,
             key=champion.key,
             model_version=shadow.model_version,
-            score=float(scores[i]),
+            score=scores[i],
             decision="alert" if alerts[i] else "pass",
             threshold=shadow.threshold,
             champion_version=champion_version,
@@ -222,7 +222,10 @@ def score_decoded(
     ]
     if shadow is not None:
         verdict = _shadow_builder(shadow, version)
-        outputs.scores = [score._replace(shadow=verdict(i, tx, score)) for i, (tx, score) in enumerate(zip(txs, outputs.scores, strict=True))]
+        outputs.scores = [
+            score._replace(shadow=verdict(i, tx, score))
+            for i, (tx, score) in enumerate(zip(txs, outputs.scores, strict=True))
+        ]
     if alerted:
         alerted_txs = [txs[i] for i in alerted]
         built = (cards or MinimalCards()).build(alerted_txs, scored, alerted)
