@@ -156,7 +156,7 @@ def repeated_sustained(settings: KafkaSettings, load_scorer: Callable[[], Scorer
     """:func:`sustained` ``repeats`` times over the same pre-loaded topic (a new group, scorer and store
     each time); the median run, with every run's rate beside it.
 
-    This box's speed drifts (shared cores): the same code ran at 11,700 and at 6,800 tx/s ten
+    This box's speed drifts (shared cores): the same code ran at 11,700 and at 6,800 tx/s eight
     minutes apart. So before each run the same process times the pipeline alone
     (:func:`pipeline_cost`), and each run reports that beside its rate.
     """
@@ -167,11 +167,15 @@ def repeated_sustained(settings: KafkaSettings, load_scorer: Callable[[], Scorer
         run = sustained(again, load_scorer(), store_at(tmp, f"sustained-{i}"), n, broker_pid=broker_pid)
         run["pipeline_alone_us_per_tx_before"] = probe
         runs.append(run)
-    ordered = sorted(runs, key=lambda run: run["tx_per_s"])
-    median = dict(ordered[len(ordered) // 2])
+    median = median_run(runs, lambda run: run["tx_per_s"])
     median["runs_tx_per_s"] = [run["tx_per_s"] for run in runs]
     median["runs_pipeline_alone_us_per_tx"] = [run["pipeline_alone_us_per_tx_before"] for run in runs]
     return median
+
+
+def median_run(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
+    """A copy of the run in the middle by ``key`` (the upper of the two middle ones for an even count)."""
+    return dict(sorted(runs, key=key)[len(runs) // 2])
 
 
 def pipeline_cost(scorer: Scorer, items: list[tuple[bytes, bytes]], n: int = 20_000, batch: int = 2_000) -> float:
@@ -403,8 +407,7 @@ def repeated_latency(bootstrap: str, items: list[tuple[bytes, bytes]], rate: flo
         run_dir = tmp / f"latency-{i}"
         run_dir.mkdir()
         runs.append(latency_at_rate(bootstrap, items, rate, seconds, model, run_dir, broker_pid=broker_pid))
-    ordered = sorted(runs, key=lambda run: run["p99_ms"] if run["p99_ms"] is not None else float("inf"))
-    median = dict(ordered[len(ordered) // 2])
+    median = median_run(runs, lambda run: run["p99_ms"] if run["p99_ms"] is not None else float("inf"))
     median["runs"] = [{key: run[key] for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")} for run in runs]
     return median
 
