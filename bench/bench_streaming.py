@@ -17,7 +17,7 @@ Measures, in one run and on one machine:
    state in each process's memory, then in the local Redis.
 
 Writes ``bench/results/streaming.json``. Run: ``python bench/bench_streaming.py``
-(about 7 minutes on a 2-core machine, plus ~20 s to train the model unless
+(about 5-6 minutes on a 2-core machine, ~5 s of it training a small model unless
 ``--model DIR`` is given).
 """
 
