@@ -37,6 +37,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from streaming import fetch_parsing
 from streaming.heap import HeapPolicy
 from streaming.metrics import StreamMetrics, dead_letter_reason_label
 from streaming.outputs import KafkaOutputs, PublishError, make_producer
@@ -103,6 +104,7 @@ def make_consumer(settings: KafkaSettings, listener: Any | None = None) -> Any:
         reconnect_backoff_max_ms=int(settings.retry_backoff_max_s * 1000),
         metrics_enabled=False,
     )
+    fetch_parsing.install(consumer)  # compiled record parsing (see streaming.fetch_parsing)
     consumer.subscribe([settings.transactions_topic], listener=listener)
     return consumer
 
