@@ -205,11 +205,22 @@ class OnlineFeatures:
             else:
                 self._plan.append((slot_of[fam.entity], fam.name, _step_of(fam), fam.new_state))
         self._label_families = [fam for fam in pipeline.families if fam.uses_labels]
+        # Stateless families at the end of the pipeline that offer ``values_many`` are computed
+        # once per micro-batch with numpy instead of once per event in ``_step`` (no later
+        # family reads their features, so the per-event row does not need them).
+        self._batched: list[Any] = []
+        for (slot, _name, _step, _new), fam in zip(reversed(self._plan), reversed(pipeline.families), strict=True):
+            if slot != _STATELESS or getattr(fam, "values_many", None) is None:
+                break
+            self._batched.insert(0, fam)
+        self._batch_plan = self._plan[: len(self._plan) - len(self._batched)]
+        self._batched_width = sum(len(fam.feature_names) for fam in self._batched)
 
     def _keys(self, tx: Transaction) -> list[str]:
         return [prefix + getattr(tx, field) for _, field, prefix in self._entities]
 
-    def _step(self, tx: Transaction, keys: list[str], states: dict[str, Any]) -> list[float]:
+    def _step(self, tx: Transaction, keys: list[str], states: dict[str, Any],
+              plan: list[tuple[int, str, Step, Callable[[], Any]]] | None = None) -> list[float]:
         entity_states: list[dict[str, Any]] = []
         for key in keys:
             state = states.get(key)
@@ -217,7 +228,7 @@ class OnlineFeatures:
                 state = states[key] = {}
             entity_states.append(state)
         row: list[float] = []
-        for slot, name, step, new_state in self._plan:
+        for slot, name, step, new_state in self._plan if plan is None else plan:
             if slot >= 0:
                 state = entity_states[slot]
                 family_state = state.get(name)
@@ -243,10 +254,16 @@ class OnlineFeatures:
         keys_of = self._keys
         tx_keys = [keys_of(tx) for tx in txs]
         states = self.store.load_many(list(dict.fromkeys(key for keys in tx_keys for key in keys)))
-        step = self._step
-        rows = [step(tx, keys, states) for tx, keys in zip(txs, tx_keys, strict=True)]
+        step, plan = self._step, self._batch_plan
+        rows = [step(tx, keys, states, plan) for tx, keys in zip(txs, tx_keys, strict=True)]
         self.store.save_many(states, self._ttl_ms)
-        return np.array(rows, dtype=np.float64).reshape(len(txs), len(self.feature_names))
+        n = len(txs)
+        stateful = np.array(rows, dtype=np.float64).reshape(n, len(self.feature_names) - self._batched_width)
+        if not self._batched:
+            return stateful
+        if not n:
+            return np.empty((0, len(self.feature_names)))
+        return np.concatenate([stateful, *(fam.values_many(txs) for fam in self._batched)], axis=1)
 
     def learn_labels(self, labels: Iterable[LabelEvent]) -> None:
         """Fold newly known labels into the entity states (one load and one save round trip)."""

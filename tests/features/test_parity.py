@@ -214,6 +214,17 @@ def test_engine_shortcuts_equal_each_family_on_its_own_bit_for_bit(
     assert not any("amount_profile" in state for state in _card_states(txs))
 
 
+def test_stateless_families_batched_per_micro_batch_equal_their_per_event_values(random_frame) -> None:
+    # The engine computes trailing stateless families once per micro-batch (values_many);
+    # random_frame holds unknown and oddly cased channels and non-numeric mccs.
+    _, txs = in_time_order(random_frame)
+    batched = [fam for fam in FAMILIES if getattr(fam, "values_many", None) is not None]
+    assert [fam.name for fam in batched] == ["calendar", "channel_mcc"]
+    for fam in batched:
+        per_event = np.array([fam.values_one(tx, None) for tx in txs], dtype=np.float64)
+        np.testing.assert_array_equal(fam.values_many(txs), per_event)
+
+
 def _card_states(txs: Sequence[Transaction]) -> list[dict]:
     online = PIPELINE.online(MemoryStateStore())
     online.transform_batch(txs)
