@@ -36,7 +36,7 @@ _COLUMNS = 10
 
 
 @njit(cache=True, nogil=True)
-def _varint(buf: np.ndarray, pos: int, stop: int) -> tuple[int, int]:
+def _varint(buf, pos, stop):
     """A zigzag varint (Kafka's varint and varlong) at ``pos``, and the position after it."""
     result = 0
     shift = 0
@@ -54,7 +54,7 @@ def _varint(buf: np.ndarray, pos: int, stop: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def record_layout(buf: np.ndarray, pos: int, count: int) -> tuple[np.ndarray, int]:
+def record_layout(buf, pos, count):
     """Where the fields of ``count`` v2 records starting at ``buf[pos]`` lie; and where they end.
 
     Every read is bounds-checked against the buffer and the record's own length (numba
@@ -133,7 +133,7 @@ def fast_partition_records() -> type:
     from kafka.errors import CorruptRecordError
     from kafka.protocol.consumer import IsolationLevel
 
-    class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc,name-defined]
+    class FastPartitionRecords(Fetcher.PartitionRecords):
         """``Fetcher.PartitionRecords`` whose v2 batches are parsed by :func:`record_layout`."""
 
         def _unpack_records(self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any) -> Any:
