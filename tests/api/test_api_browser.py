@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,13 @@ def browser() -> Iterator[Any]:
     driver.quit()
 
 
+def _wait_for_url(browser: Any, ok: Callable[[str], bool], timeout_s: float = 10.0) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout_s).until(lambda driver: ok(driver.current_url),
+                                           message="the page did not navigate where expected")
+
+
 def _artifacts(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("FRAUDLENS_TEST_ARTIFACTS", tmp_path / "artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,9 +107,12 @@ def test_investigator_works_an_alert_in_a_real_browser(live_desk: tuple[Any, str
     assert "/login" in browser.current_url
     browser.find_element(By.ID, "key").send_keys(desk.keys[Role.INVESTIGATOR])
     browser.find_element(By.ID, "login").click()
-    assert browser.current_url.endswith("/ui/alerts")
+    # A click returns before the navigation it starts has finished: wait for the page it leads to
+    # (the implicit wait covers element lookups only; once this read the login page still, under load).
+    _wait_for_url(browser, lambda url: url.endswith("/ui/alerts"))
 
     browser.find_element(By.LINK_TEXT, "Score").click()  # sort by score, highest first
+    _wait_for_url(browser, lambda url: "sort=score" in url)
     links = browser.find_elements(By.CSS_SELECTOR, "a.alert-link")
     assert len(links) == 8 and links[0].text == top["transaction_id"]
     browser.save_screenshot(str(artifacts / "queue.png"))
