@@ -14,8 +14,12 @@ before and 7-7.6 us after (alternating runs).
 one consumer (:func:`install`). Its batch-level logic (CRC check, transactions, control
 batches, the fetch position) takes kafka-python 3.0.12's steps in the same order; only the
 loop over the records of a format-v2 batch is new. Older formats (brokers before 0.11) go
-through a copy of kafka-python's own per-record loop. The tests parse the same batches both ways (keys, values, nulls, headers,
-compressed, log-append time, a skipped offset prefix) and require identical records.
+through a copy of kafka-python's own per-record loop. The tests parse the same batches
+both ways (keys, values, nulls, headers, compressed, log-append time, a skipped offset
+prefix, format v1) and require identical records. One difference: a malformed batch raises
+``CorruptRecordError`` before any of its records is handed out (the whole layout is read
+first), where kafka-python hands out the records before the damage and raises on the next
+poll; either way the consumer cannot read past the damage.
 
 This uses kafka-python internals, so pyproject pins the minor series, :func:`install`
 checks what it uses and leaves the consumer as it is (logging why) when one is missing.
@@ -139,7 +143,7 @@ def fast_partition_records() -> type:
         """``Fetcher.PartitionRecords`` whose v2 batches are parsed by :func:`record_layout`."""
 
         def _unpack_records(self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any) -> Any:
-            # kafka-python 3.0.12's PartitionRecords._unpack_records, batch logic unchanged.
+            # kafka-python 3.0.12's PartitionRecords._unpack_records: the same steps per batch, in the same order.
             try:
                 batch = records.next_batch()
                 last_batch = None
