@@ -97,10 +97,52 @@ def test_log_append_time_batches_take_the_brokers_time() -> None:
     # as a broker with log.message.timestamp.type=LogAppendTime does.
     (attributes,) = struct.unpack_from(">h", data, 21)
     struct.pack_into(">h", data, 21, attributes | 0x08)
-    struct.pack_into(">I", data, 17, calc_crc32c(memoryview(data)[21:]))
-    theirs, ours, _ = parse_both(bytes(data))
+    theirs, ours, _ = parse_both(signed(data))
     assert ours == theirs
     assert len({r.timestamp for r in ours}) == 1 and ours[0].timestamp_type == 1
+
+
+def signed(data: bytearray) -> bytes:
+    """The batch with its CRC recomputed (after a test edited its attributes)."""
+    struct.pack_into(">I", data, 17, calc_crc32c(memoryview(data)[21:]))
+    return bytes(data)
+
+
+def transactional_batch(records: list[tuple[Any, Any, Any]], *, base_offset: int, producer_id: int,
+                        abort_marker: bool = False) -> bytes:
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, offset=base_offset,
+                                   transactional=True, producer_id=producer_id, producer_epoch=0, base_sequence=0)
+    for key, value, headers in records:
+        builder.append(1_767_225_600_000, key, value, headers)
+    builder.close()
+    data = bytearray(builder.buffer())
+    if abort_marker:
+        (attributes,) = struct.unpack_from(">h", data, 21)
+        struct.pack_into(">h", data, 21, attributes | 0x20)  # a control batch
+    return signed(data)
+
+
+@pytest.mark.parametrize("committed_only", [False, True])
+def test_transactions_and_control_batches_as_kafka_python_reads_them(committed_only: bool) -> None:
+    from collections import namedtuple
+
+    from kafka.protocol.consumer import IsolationLevel
+
+    aborted = transactional_batch(varied()[:3], base_offset=0, producer_id=7)
+    marker = transactional_batch([(struct.pack(">hh", 0, 0), b"\0" * 6, [])], base_offset=3, producer_id=7,
+                                 abort_marker=True)  # control record type 0: abort
+    plain = batch_bytes(varied()[3:5], base_offset=4)
+    data = aborted + marker + plain
+    level = IsolationLevel.READ_COMMITTED if committed_only else IsolationLevel.READ_UNCOMMITTED
+    # What the broker's fetch response lists for that partition: producer 7 aborted from offset 0.
+    aborted_transactions = [namedtuple("Aborted", "producer_id first_offset")(7, 0)]
+    readers = [cls(0, TP, MemoryRecords(data), isolation_level=level, aborted_transactions=aborted_transactions)
+               for cls in (Fetcher.PartitionRecords, fast_partition_records())]
+    theirs, ours = (reader.take() for reader in readers)
+    assert ours == theirs
+    # The control batch is never a record; the aborted records are only for read_uncommitted.
+    assert [r.offset for r in ours] == ([4, 5] if committed_only else [0, 1, 2, 4, 5])
+    assert readers[0].next_fetch_offset == readers[1].next_fetch_offset == 6
 
 
 def test_legacy_format_goes_through_kafka_pythons_own_loop() -> None:
@@ -119,7 +161,7 @@ def test_a_truncated_record_is_corrupt_not_a_crash(cut: int) -> None:
     """
     data = bytearray(batch_bytes(varied())[:-cut])
     struct.pack_into(">i", data, 8, len(data) - 12)
-    struct.pack_into(">I", data, 17, calc_crc32c(memoryview(data)[21:]))
+    data = bytearray(signed(data))
     # The compiled reader checks the whole batch before it hands out a record, so it raises at once;
     # kafka-python's hands out the records before the damage first and raises on the next take.
     # Either way the consumer cannot read past the damage.
