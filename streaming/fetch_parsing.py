@@ -6,8 +6,8 @@ batches (``streaming.record_batches``) that was the largest Kafka cost left in t
 loop. Here one compiled call per record batch (:func:`record_layout`, numba) finds where
 every record's fields lie, and a short Python loop slices keys and values out and builds
 the same ``ConsumerRecord`` tuples. Measured on the streaming benchmark's records, our
-2-core box: parsing alone 10.8-14.4 us a record in kafka-python against 1.7 us here (the
-collector off); a bare consumer polling the embedded broker used 16-18 us of CPU a record
+2-core box: parsing alone 10.8 us a record in kafka-python against 1.7 us here (both with
+the collector off); a bare consumer polling the embedded broker used 16-18 us of CPU a record
 before and 7-7.6 us after (alternating runs).
 
 :class:`FastPartitionRecords` replaces kafka-python's ``Fetcher.PartitionRecords`` on
