@@ -43,7 +43,7 @@ def batch_bytes(records: list[tuple[Any, Any, Any]], *, base_offset: int = 0, ma
 
 
 def parse_both(data: bytes, *, fetch_offset: int = 0, take: int | None = None) -> tuple[list[Any], list[Any], Any]:
-    """The records kafka-python's PartitionRecords and ours return for the same bytes (and ours)."""
+    """The records kafka-python's PartitionRecords and ours return for the same bytes, and the two readers."""
     theirs = Fetcher.PartitionRecords(fetch_offset, TP, MemoryRecords(data))
     ours = fast_partition_records()(fetch_offset, TP, MemoryRecords(data))
     return theirs.take(take), ours.take(take), (theirs, ours)
