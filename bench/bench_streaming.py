@@ -325,7 +325,7 @@ class LoadGenerator:
     reader are the measuring instruments and share the 2-core box with the service and the
     broker: kafka-python's producer took 0.43-0.65 of a core to send 2,000 records a second
     (most of it in its sender thread) and its consumer 0.17-0.21 to read the scores;
-    librdkafka's took 0.12-0.14 and 0.04 (measured here, 2026-11-23).
+    librdkafka's took 0.11-0.14 and 0.04 (measured here, 2026-11-23).
     """
 
     def __init__(self, instrument: str, settings: KafkaSettings, linger_ms: int) -> None:
