@@ -404,6 +404,8 @@ def paced(rate: float, count: int | None = None, stop: Any = None) -> Iterator[i
 def latency_at_rate(bootstrap: str, items: list[tuple[bytes, bytes]], rate: float, seconds: float,
                     model: Path | None, tmp: Path, broker_pid: int | None = None,
                     generator_linger_ms: int = GENERATOR_LINGER_MS, instrument: str = "librdkafka") -> dict[str, Any]:
+    if instrument not in INSTRUMENTS:
+        raise ValueError(f"instrument must be one of {', '.join(INSTRUMENTS)}; got {instrument!r}")
     settings = topics_for(bootstrap, "latency", batch_size=1000, poll_timeout_ms=5)
     context = multiprocessing.get_context("spawn")
     service = context.Process(target=_serve_child, args=(settings.model_dump_json(), f"sqlite:///{tmp / 'lat.db'}",
@@ -485,7 +487,8 @@ def percentiles(values_ms: Any) -> dict[str, float | None]:
 def latency_parts(sent_at: dict[str, float], seen: dict[str, list[float]]) -> dict[str, dict[str, float | None]]:
     """Each latency split in three, from what the reader saw: the score record's timestamp
     (the service's clock when it queued the score) and the service's ``processing_ms``
-    (poll to scored). One host, one clock; the record timestamp has 1 ms resolution."""
+    (poll to scored). One host, one clock; the record timestamp has 1 ms resolution, and the
+    first part also holds the moments between scored and queued (building the output records)."""
     rows = np.array([(sent, *seen[t]) for t, sent in sent_at.items() if t in seen])
     if not rows.size:
         return {}
