@@ -177,6 +177,11 @@ class StreamService:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def stop_requested(self) -> threading.Event:
+        """Set once a stop is asked for (a shutdown watchdog waits on it)."""
+        return self._stop
+
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT → :meth:`stop` (call from the main thread)."""
 

@@ -14,7 +14,8 @@ from streaming.metrics import StreamMetrics
 from streaming.retry import Backoff, Interrupted, retry
 from streaming.scoring import Scorer
 from streaming.settings import KafkaSettings, StoreSettings
-from streaming.store import TRANSIENT_ERRORS, make_store
+from streaming.shutdown import ShutdownWatchdog
+from streaming.store import TRANSIENT_ERRORS, AlertStore, make_store
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,11 @@ def serve(
     idle_exit_s: float | None = None,
     install_signals: bool = True,
 ) -> RunSummary:
-    """Run one consumer-group member until SIGTERM/SIGINT (or ``idle_exit_s`` without records)."""
+    """Run one consumer-group member until SIGTERM/SIGINT (or ``idle_exit_s`` without records).
+
+    ``install_signals``: this process is the service. SIGTERM/SIGINT stop it, and a stop
+    that takes longer than ``kafka.shutdown_timeout_s`` ends the process (streaming.shutdown).
+    """
     metrics = StreamMetrics()
     monitor = getattr(scorer, "drift", None)
     if monitor is not None:
@@ -38,8 +43,20 @@ def serve(
         log.info("metrics served", extra={"port": kafka.metrics_port})
     store = make_store(store_settings)
     service = StreamService(kafka, scorer, store, metrics=metrics)
+    watchdog = None
     if install_signals:
         service.install_signal_handlers()
+        if kafka.shutdown_timeout_s > 0:
+            watchdog = ShutdownWatchdog(service.stop_requested, kafka.shutdown_timeout_s).start()
+    try:
+        return _run(service, store, kafka, create_topics_partitions, idle_exit_s)
+    finally:
+        if watchdog is not None:
+            watchdog.disarm()
+
+
+def _run(service: StreamService, store: AlertStore, kafka: KafkaSettings, create_topics_partitions: int | None,
+         idle_exit_s: float | None) -> RunSummary:
     backoff = Backoff(kafka.retry_backoff_s, kafka.retry_backoff_max_s)
     try:
         retry(store.setup, step="store setup", transient=TRANSIENT_ERRORS, backoff=backoff,

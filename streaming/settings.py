@@ -79,6 +79,13 @@ class KafkaSettings(BaseModel):
         "one, so this interval bounds that pause; see streaming.heap.",
     )
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: off).")
+    shutdown_timeout_s: float = Field(
+        default=25.0, ge=0,
+        description="After SIGTERM/SIGINT the service finishes the batch, commits and exits 0, normally within "
+        "2 s. A stop still unfinished after this many seconds (a broker that stopped answering) ends with every "
+        "thread's stack on stderr and exit status 75; uncommitted batches are redelivered. Keep it below the "
+        "orchestrator's grace period (Kubernetes: 30 s). 0: wait as long as it takes.",
+    )
     # -- challenger (shadow) scoring and live drift ----------------------------------------
     shadow_topic: str = Field(
         default="scores.shadow", description="Where the challenger's scores go; they never raise alerts."

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 from stream_processes import committed, count_scores, wait_for
 
+from streaming.broker import EmbeddedBroker, ensure_topics, free_port
 from streaming.scoring import RuleScorer
-from streaming.settings import KafkaSettings, StoreSettings
+from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
+from streaming.shutdown import EXIT_SHUTDOWN_TIMEOUT
 from streaming.store import SqlAlertStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -82,3 +85,63 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(
     lines = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines() if line.startswith("{")]
     assert any(line.get("message") == "stop requested" and line.get("signal") == "SIGTERM" for line in lines)
     store.close()
+
+
+def test_sigterm_while_the_broker_is_frozen_exits_75_with_stacks_and_a_restart_loses_nothing(
+    sqlite_store_settings: StoreSettings, make_kafka_io: Callable[[str], Any], transactions: Any,
+    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path,
+) -> None:
+    # A broker of the test's own, frozen with SIGSTOP: its connections stay open and
+    # nothing answers, the case where kafka-python's close waited for minutes.
+    broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=tmp_path / "broker.log").start()
+    frozen = False
+    try:
+        run = uuid.uuid4().hex[:8]
+        settings = KafkaSettings(
+            bootstrap=broker.bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}",
+            alerts_topic=f"alerts-{run}", dlq_topic=f"tx-{run}.dlq", group_id=f"group-{run}",
+            session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_size=200,
+            retry_backoff_s=0.1, retry_backoff_max_s=1.0, shutdown_timeout_s=3.0,
+        )
+        ensure_topics(settings.bootstrap, [settings.transactions_topic, settings.scores_topic, settings.alerts_topic,
+                                           settings.dlq_topic], 4)
+        n = 20_000
+        records = transactions(n, seed=13)
+        io = make_kafka_io(settings.bootstrap)
+        io.produce(settings.transactions_topic, io.encode(records))
+        store = SqlAlertStore(sqlite_store_settings)
+        store.setup()
+
+        first = spawn(settings, sqlite_store_settings, "first")
+        wait_for(lambda: count_scores(store) >= n * 0.2, 120, "the service to score 20%")
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        frozen = True
+        first.send_signal(signal.SIGTERM)
+        # Without the watchdog this process was still alive after 90 s (the module docstring).
+        status = first.wait(60)
+        output = (tmp_path / "first.log").read_text()
+        assert status == EXIT_SHUTDOWN_TIMEOUT, output[-3000:]
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        timed_out = [line for line in lines if line.get("message", "").startswith("shutdown timed out")]
+        assert timed_out and timed_out[0]["timeout_s"] == 3.0 and timed_out[0]["exit_status"] == 75
+        assert "most recent call first" in output and "Current thread" in output
+        at_exit = count_scores(store)
+        assert at_exit < n, "the stream finished before the freeze; use more records"
+
+        os.kill(broker.pid, signal.SIGCONT)
+        frozen = False
+        second = spawn(settings.model_copy(update={"shutdown_timeout_s": 25.0}), sqlite_store_settings, "second")
+        wait_for(lambda: count_scores(store) >= n, 240, "the restarted service to score everything")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, (tmp_path / "second.log").read_text()[-3000:]
+
+        ids = [r["transaction_id"] for r in records]
+        assert store.count_scores() == n
+        assert store.scored_ids(ids) == set(ids)
+        assert {json.loads(m.value)["transaction_id"] for m in io.read(settings.scores_topic)} == set(ids)
+        store.close()
+    finally:
+        if frozen and broker.pid is not None:
+            os.kill(broker.pid, signal.SIGCONT)
+        broker.stop()
