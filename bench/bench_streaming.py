@@ -17,11 +17,13 @@ Measures, in one run and on one machine:
    cores each process used (service, broker, load generator, score reader);
 5. scale-out: ``--group-processes`` service processes in one consumer group over
    ``--group-n`` pre-loaded transactions, their aggregate rate - with the feature
-   state in each process's memory, then in the local Redis.
+   state in each process's memory, then in the local Redis;
+6. the embedded broker alone: its CPU per fetch as a topic grows, and how long it
+   holds a fetch parked on a quiet topic (one hop, by fetch wait).
 
 Writes ``bench/results/streaming.json``. Run: ``python bench/bench_streaming.py``
-(about 7 minutes on a 2-core machine, ~5 s of it training a small model unless
-``--model DIR`` is given).
+(about 5 minutes on the 2-core Intel box, 7 on the AMD one, ~5 s of it training a
+small model unless ``--model DIR`` is given).
 """
 
 from __future__ import annotations
@@ -591,6 +593,61 @@ def broker_fetch_cost(bootstrap: str, items: list[tuple[bytes, bytes]], broker_p
             "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms, "windows": out}
 
 
+def quiet_hop_latency(bootstrap: str, waits_ms: tuple[int, ...] = (5, 20, 100), records: int = 100,
+                      gap_s: float = 0.05) -> list[dict[str, Any]]:
+    """One hop on a quiet topic, per consumer fetch wait: a producer sends one record every
+    ``gap_s`` (no linger) and a librdkafka consumer, parked at the end of a one-partition topic
+    with that fetch wait, reads it. Milliseconds from send to read.
+
+    On a Kafka cluster a parked fetch is answered as soon as data arrives. What this measures
+    is how long the embedded broker holds one, which is what ``fetch_max_wait_ms`` adds to a
+    record's latency when the stream is quiet.
+    """
+    out = []
+    for wait_ms in waits_ms:
+        latencies = np.array(_quiet_hops(bootstrap, wait_ms, records, gap_s))
+        out.append({"consumer_fetch_max_wait_ms": wait_ms, "records_sent": records, "records_read": int(latencies.size),
+                    **percentiles(latencies)})
+    return out
+
+
+def _quiet_hops(bootstrap: str, wait_ms: int, records: int, gap_s: float) -> list[float]:
+    import threading
+
+    from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+    topic = f"hop-{uuid.uuid4().hex[:6]}"
+    ensure_topics(bootstrap, [topic], 1)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{topic}", "fetch.wait.max.ms": wait_ms,
+                         "fetch.min.bytes": 1, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_END)])
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                latencies.append((time.time() - float(message.value())) * 1000)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        time.sleep(2.0)  # the consumer has its position and a fetch parked
+        for _ in range(records):
+            producer.produce(topic, str(time.time()).encode())
+            producer.poll(0)
+            time.sleep(gap_s)
+        producer.flush(10)
+        time.sleep(1.0 + wait_ms / 1000)
+    finally:
+        stop.set()
+        reader.join()
+        consumer.close()
+    return latencies
+
+
 def _wait_for_scores(db: Path, expected: int, timeout_s: float) -> None:
     # The store, not the topic's end offsets: Tansu reports the last batch's base offset as the end.
     deadline = time.time() + timeout_s
@@ -835,6 +892,11 @@ def main(argv: list[str] | None = None) -> int:
             results["broker_fetch_cost"] = broker_fetch_cost(bootstrap, items, broker.pid, args.rate)
             say("  ms of broker CPU per fetch: " + ", ".join(
                 str(w["broker_ms_per_fetch"]) for w in results["broker_fetch_cost"].get("windows", [])))
+
+            say("one hop on a quiet topic, by the consumer's fetch wait (broker alone, no service)")
+            results["broker_quiet_hop"] = quiet_hop_latency(bootstrap)
+            say("  " + ", ".join(f"wait {hop['consumer_fetch_max_wait_ms']} ms: p50 {hop['p50_ms']}, max {hop['max_ms']}"
+                                 for hop in results["broker_quiet_hop"]))
 
             if args.group_n:
                 say(f"scale-out: {args.group_processes} service processes in one group, {args.group_n:,} transactions")
