@@ -36,6 +36,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy features detection explain streaming fraudlens
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -235,7 +235,7 @@ class StreamService:
                 self._commit_completed(force=True)
             except (Interrupted, WriterStopped) as exc:
                 # Uncommitted batches are redelivered after restart: nothing lost.
-                reason = exc.__cause__ if isinstance(exc, WriterStopped) else exc
+                reason = exc.__cause__ if isinstance(exc, WriterStopped) and exc.__cause__ is not None else exc
                 if not isinstance(reason, Interrupted):
                     raise reason from None
                 log.warning("stopped with uncommitted batches", extra={"reason": str(reason)})

@@ -23,9 +23,10 @@ def user_errors(*also: type[BaseException]) -> Iterator[None]:
     validation…), ``OSError`` (missing files, unreachable servers) and the command's
     own ``also`` types. Anything else is a bug and keeps its traceback.
     """
+    caught: tuple[type[BaseException], ...] = (ValueError, OSError, *also)
     try:
         yield
-    except (ValueError, OSError, *also) as exc:
+    except caught as exc:
         log.debug("command failed", exc_info=True)
         typer.echo(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
