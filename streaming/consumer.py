@@ -124,6 +124,21 @@ class PhaseTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def _abandon(producer: Any) -> None:
+    """Close a kafka-python producer without delivering what it still holds.
+
+    After an unfinished stop, what it holds belongs to uncommitted batches, which are
+    redelivered, so waiting for a broker that is away would only delay the exit. kafka-python has no
+    public way: ``close`` flushes first, waiting up to its timeout for each batch in turn,
+    and a failed close leaves ``__del__`` to try again at exit. Failing the queued batches
+    first (what its own force-close does) lets ``close(timeout=0)`` finish.
+    """
+    with contextlib.suppress(Exception):
+        producer._accumulator.abort_incomplete_batches()
+    with contextlib.suppress(Exception):
+        producer.close(timeout=0)
+
+
 class StreamService:
     """One consumer-group member scoring the transactions topic.
 
@@ -150,6 +165,7 @@ class StreamService:
         self._producer_factory = producer_factory
         self._cards = getattr(scorer, "cards", None)
         self._stop = threading.Event()
+        self._stop_at: float | None = None
         self._backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
         self._kafka_errors = kafka_transient_errors()
         self._lag_at = 0.0
@@ -171,7 +187,26 @@ class StreamService:
     # -- lifecycle ---------------------------------------------------------------------
     def stop(self) -> None:
         """Ask the loop to finish the in-flight batch, commit and return."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
         self._stop.set()
+
+    def _outputs_given_up(self) -> bool:
+        """True once a stop has waited a third of ``shutdown_timeout_s`` for broker acks. The batch
+        then stays uncommitted and is redelivered. The rest of the limit leaves room for one commit
+        attempt and the group leave (5 s each at most), so an outage ends in an orderly exit 75
+        rather than the watchdog's."""
+        limit = self.settings.shutdown_timeout_s
+        return self._stop_at is not None and limit > 0 and time.monotonic() - self._stop_at > limit / 3
+
+    @property
+    def _sync_call_timeout_ms(self) -> int:
+        """Longest one synchronous commit attempt, or the group leave at close, waits for the broker:
+        5 s, or a quarter of ``shutdown_timeout_s`` if that is less. Left alone, kafka-python waits
+        its request timeout or longer, and a stop has to fit within the watchdog's limit. Commits
+        are retried with backoff unless stopping."""
+        limit = self.settings.shutdown_timeout_s
+        return int(1000 * (min(5.0, limit / 4) if limit > 0 else 5.0))
 
     @property
     def stopping(self) -> bool:
@@ -240,7 +275,10 @@ class StreamService:
                     raise reason from None
                 log.warning("stopped with uncommitted batches", extra={"reason": str(reason)})
                 self.summary.interrupted = True
-                self._commit_completed(raise_errors=False, force=True)
+                # Commit what did become durable, if the broker takes it; if it is away too,
+                # those batches are replayed and the store-side dedupe skips them.
+                with contextlib.suppress(Interrupted):
+                    self._commit_completed(raise_errors=False, force=True)
         finally:
             ended = time.monotonic()
             self.summary.elapsed_s = ended - started
@@ -313,10 +351,14 @@ class StreamService:
     def _close(self, consumer: Any, producer: Any) -> None:
         if consumer is not None:
             try:
-                consumer.close(autocommit=False)  # leave the group now: partitions move without waiting a session
+                # Leave the group now: partitions move without waiting a session.
+                consumer.close(autocommit=False, timeout_ms=self._sync_call_timeout_ms)
             except Exception:  # noqa: BLE001 - closing a half-dead client must not mask the real outcome
                 log.warning("consumer close failed", exc_info=True)
         if producer is not None:
+            if self.summary.interrupted:
+                _abandon(producer)
+                return
             try:
                 producer.close(timeout=10)
             except Exception:  # noqa: BLE001
@@ -367,7 +409,7 @@ class StreamService:
 
         def acked() -> None:
             try:
-                outputs.await_acks(item.futures, timeout_s=30.0)
+                outputs.await_acks(item.futures, timeout_s=30.0, give_up=self._outputs_given_up)
             except PublishError:
                 # Some sends failed (broker outage): publish the whole batch again and wait for it.
                 item.futures = []
@@ -440,7 +482,7 @@ class StreamService:
 
         def attempt() -> bool:
             try:
-                consumer.commit(offsets=offsets)
+                consumer.commit(offsets=offsets, timeout_ms=self._sync_call_timeout_ms)
             except CommitFailedError:
                 return False  # final, not transient: the partitions belong to someone else now
             return True

@@ -6,12 +6,14 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from streaming.record_batches import BatchAppender
 from streaming.records import HEADER_TRUNCATED, BatchOutputs, DeadLetter, ScoreOut, ShadowOut
+from streaming.retry import Interrupted
 from streaming.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -93,17 +95,23 @@ class KafkaOutputs:
         return acks
 
     @staticmethod
-    def await_acks(futures: list[Any], timeout_s: float = 30.0) -> None:
-        """Block until every future is acknowledged; :class:`PublishError` if any failed or timed out."""
+    def await_acks(futures: list[Any], timeout_s: float = 30.0, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Block until every future is acknowledged; :class:`PublishError` if any failed or timed out,
+        :class:`Interrupted` once ``give_up()`` says a stopping service will not wait any longer."""
         from kafka.errors import KafkaError
 
         deadline = time.monotonic() + timeout_s
         # The last sends finish last: once they are done, the rest is (almost always) done too.
         for future in reversed(futures):
-            if not future.is_done:
-                # A failure or timeout is counted below with every other one.
+            while not future.is_done and (remaining := deadline - time.monotonic()) > 0:
+                if give_up():
+                    waiting = [f for f in futures if not f.is_done]
+                    raise Interrupted(f"{_records(waiting)} output records still unacknowledged when the stop "
+                                      "stopped waiting for them")
+                # A failure or timeout is counted below with every other one. Short waits, so
+                # that a stop is noticed while the broker is away.
                 with contextlib.suppress(KafkaError):
-                    future.get(timeout=max(0.0, deadline - time.monotonic()))
+                    future.get(timeout=min(remaining, 0.25))
         failed = [f for f in futures if not f.is_done or f.failed()]
         if failed:
             first = failed[0].exception if failed[0].is_done else "not acknowledged in time"

@@ -1,21 +1,20 @@
 """A bounded shutdown: once a stop is asked for, the process is gone within a deadline.
 
-kafka-python's blocking calls wait on the broker with no overall bound. Measured
-here with the broker frozen (SIGSTOP: connections open, nothing answered), a
-service that got SIGTERM was still in ``KafkaProducer.close`` 90 s later. Its
-timeout applies to each unacknowledged batch in turn, and the flush before it has
-none. Earlier, without a frozen broker, two services stayed 30 s and more in the
-client's coordinator and fetch waits after SIGTERM. An orchestrator would SIGKILL
-such a process at the end of its grace period, and nobody would learn where it
-hung.
+A stop waits on the broker and the store. The service bounds the waits it knows about:
+broker acks, the final commit and the group leave each get a share of
+``shutdown_timeout_s``. A stop that gives up on them says so, and the process exits
+with :data:`EXIT_UNFINISHED`. Some waits cannot be bounded from outside, though. A
+database connection whose network has gone silent keeps the driver waiting with no
+timeout (tested: PostgreSQL behind a proxy that forwards nothing). Before those
+bounds, a frozen broker kept kafka-python's flush and close waiting 90 s and more. An
+orchestrator would SIGKILL such a process at the end of its grace period, and nobody
+would learn where it hung.
 
-:class:`ShutdownWatchdog` gets there first. It dumps every thread's stack to
-stderr, logs one error line and exits with :data:`EXIT_SHUTDOWN_TIMEOUT`, a status
-that tells the orchestrator this was not a clean stop. Leaving this way is as safe
-as ``kill -9``, which the reliability tests cover. Offsets are committed only
-after a batch's outputs are durable, so any batch still in flight is redelivered to
-whichever consumer takes the partition, and outputs are idempotent by transaction
-id.
+:class:`ShutdownWatchdog` gets there first. It dumps every thread's stack to stderr,
+logs one error line and exits with :data:`EXIT_UNFINISHED`. Leaving this way is as safe
+as ``kill -9``, which the reliability tests cover. Offsets are committed only after a
+batch's outputs are durable, so any batch still in flight is redelivered to whichever
+consumer takes the partition, and outputs are idempotent by transaction id.
 """
 
 from __future__ import annotations
@@ -30,8 +29,10 @@ from typing import TextIO
 
 log = logging.getLogger(__name__)
 
-#: BSD's EX_TEMPFAIL: the work was not finished and may be retried (it is: the batches replay).
-EXIT_SHUTDOWN_TIMEOUT = 75
+#: Exit status of a stop that did not finish: some batches were not committed and are
+#: redelivered to whichever consumer takes their partitions. BSD's EX_TEMPFAIL ("try
+#: again"). Used by the watchdog and by a stop that gave up on a failing broker or store.
+EXIT_UNFINISHED = 75
 
 
 class ShutdownWatchdog:
@@ -73,7 +74,7 @@ class ShutdownWatchdog:
 
     def _expire(self) -> None:
         log.error("shutdown timed out: exiting without finishing; uncommitted batches will be redelivered",
-                  extra={"timeout_s": self.timeout_s, "exit_status": EXIT_SHUTDOWN_TIMEOUT})
+                  extra={"timeout_s": self.timeout_s, "exit_status": EXIT_UNFINISHED})
         out = self._stacks_to or sys.stderr
         for handler in logging.getLogger().handlers:
             handler.flush()
@@ -85,7 +86,7 @@ class ShutdownWatchdog:
             # No real file descriptor behind ``out`` (captured stream): write Python's view instead.
             out.write(_python_stacks())
             out.flush()
-        self._exit_process(EXIT_SHUTDOWN_TIMEOUT)
+        self._exit_process(EXIT_UNFINISHED)
 
 
 def _python_stacks() -> str:

@@ -152,12 +152,14 @@ def stream_command(
                      "(default: kafka.shadow_model)."),
     ] = None,
 ) -> None:
-    """Score the transactions topic in a consumer group until SIGTERM/SIGINT; exits 0 after a clean stop."""
+    """Score the transactions topic in a consumer group until SIGTERM/SIGINT; exits 0 after a clean stop,
+    75 after a stop that left batches uncommitted (they are redelivered)."""
     from streaming.drift import DriftMonitor
     from streaming.logs import use_json_logs
     from streaming.scoring import ModelScorer, Scorer
     from streaming.service import serve
     from streaming.shadow import ShadowScorer, resolve_challenger
+    from streaming.shutdown import EXIT_UNFINISHED
 
     kafka, broker_settings, store, settings = _sections(bootstrap)
     if metrics_port is not None:
@@ -180,6 +182,10 @@ def stream_command(
                     idle_exit_s=idle_exit)
     typer.echo(f"{summary.consumed:,} consumed, {summary.scored:,} scored, {summary.new_alerts:,} alerts, "
                f"{summary.dead_lettered:,} dead-lettered in {summary.elapsed_s:.1f} s", err=True)
+    if summary.interrupted:
+        typer.echo("stopped with uncommitted batches (broker or store failing): they are redelivered to the next "
+                   "consumer of their partitions", err=True)
+        raise typer.Exit(EXIT_UNFINISHED)
 
 
 def narrate_command(

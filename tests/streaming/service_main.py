@@ -21,6 +21,7 @@ from streaming.logs import use_json_logs
 from streaming.scoring import RuleScorer, ScoredBatch, Scorer
 from streaming.service import serve
 from streaming.settings import KafkaSettings, StoreSettings
+from streaming.shutdown import EXIT_UNFINISHED
 
 
 class CardCountScorer:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = serve(KafkaSettings.model_validate_json(args.kafka), StoreSettings(url=args.store), scorer,
                     idle_exit_s=args.idle_exit)
     print(json.dumps({"summary": dataclasses.asdict(summary)}), flush=True)
-    return 0
+    return EXIT_UNFINISHED if summary.interrupted else 0  # as `fraudlens stream` does
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -32,3 +35,88 @@ def committed(bootstrap: str, group: str) -> int:
         return sum(meta.offset for meta in admin.list_group_offsets(group)[group].values() if meta.offset > 0)
     finally:
         admin.close()
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port → target. :meth:`cut` drops every connection and refuses new ones;
+    :meth:`freeze` keeps every connection open and forwards nothing (a network black hole)."""
+
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
+        self.port = port
+        self.target = target
+        self._server: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thawed = threading.Event()
+        self._thawed.set()
+
+    def start(self) -> TcpProxy:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return  # closed by cut()
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                live = self._server is server
+                if live:
+                    self._connections += [client, upstream]
+            if not live:
+                # Cut while this connection was being set up: it must not outlive the cut.
+                for sock in (client, upstream):
+                    sock.close()
+                return
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                self._thawed.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def cut(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+            connections, self._connections = self._connections, []
+        if server is not None:
+            # shutdown() wakes the accept() blocked in the accept thread; close() alone would
+            # leave the port listening until the next connection arrives.
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+
+    def restore(self) -> None:
+        self.start()
+
+    def freeze(self) -> None:
+        self._thawed.clear()
+
+    def thaw(self) -> None:
+        self._thawed.set()

@@ -28,6 +28,7 @@ class FailingCommitsConsumer:
         self.failures = failures
         self.async_commits: list[dict[TopicPartition, int]] = []
         self.sync_commits: list[dict[TopicPartition, int]] = []
+        self.sync_timeouts_ms: list[int | None] = []
 
     def commit_async(self, offsets: dict[Any, Any], callback: Any) -> None:
         self.async_commits.append({tp: meta.offset for tp, meta in offsets.items()})
@@ -35,8 +36,9 @@ class FailingCommitsConsumer:
         self.failures -= 1
         callback(offsets, KafkaError("coordinator moved") if failed else object())
 
-    def commit(self, offsets: dict[Any, Any]) -> None:
+    def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
         self.sync_commits.append({tp: meta.offset for tp, meta in offsets.items()})
+        self.sync_timeouts_ms.append(timeout_ms)
 
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
@@ -93,3 +95,5 @@ def test_a_forced_commit_waits_and_a_failed_commit_of_a_moved_partition_is_dropp
 
     assert consumer.async_commits == [{p0: 3, p1: 10}]
     assert consumer.sync_commits == [{p0: 3}]
+    # Bounded, so a stop fits within shutdown_timeout_s (25 s): 5 s, not kafka-python's own wait.
+    assert consumer.sync_timeouts_ms == [5000]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_processes import count_scores, wait_for
+from stream_processes import TcpProxy, count_scores, wait_for
 
 from streaming.broker import EmbeddedBroker, ensure_topics, free_port
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
@@ -88,71 +86,6 @@ def test_two_consumers_split_partitions_without_loss_duplicates_or_wrong_feature
         seen[record["card_id"]] += 1
     assert wrong == 0
     store.close()
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:port → target; :meth:`cut` drops every connection and refuses new ones."""
-
-    def __init__(self, port: int, target: tuple[str, int]) -> None:
-        self.port = port
-        self.target = target
-        self._server: socket.socket | None = None
-        self._connections: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> TcpProxy:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(64)
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-        return self
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return  # closed by cut()
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._connections += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-    def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for sock in connections:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            except OSError:
-                pass
-
-    def restore(self) -> None:
-        self.start()
 
 
 def test_broker_cut_for_10_s_mid_stream_recovers_and_loses_nothing(

@@ -6,7 +6,7 @@ import io
 import threading
 from pathlib import Path
 
-from streaming.shutdown import EXIT_SHUTDOWN_TIMEOUT, ShutdownWatchdog
+from streaming.shutdown import EXIT_UNFINISHED, ShutdownWatchdog
 
 
 class RecordedExit:
@@ -33,7 +33,7 @@ def test_a_stop_that_does_not_finish_in_time_dumps_every_stack_and_exits_75(tmp_
         stderr.seek(0)
         stacks = stderr.read()
     stuck.set()
-    assert exited.statuses == [EXIT_SHUTDOWN_TIMEOUT] == [75]
+    assert exited.statuses == [EXIT_UNFINISHED] == [75]
     assert "most recent call first" in stacks  # faulthandler's format, one block per thread
     assert stacks.count("Thread 0x") >= 2  # the blocked thread is in the dump, not only the watchdog's
 
