@@ -73,6 +73,11 @@ class ShutdownWatchdog:
         self._expire()
 
     def _expire(self) -> None:
+        # Writing can block too (stderr a full pipe, a logging lock held by the stuck thread):
+        # exit anyway a little later, with or without the stacks.
+        backstop = threading.Timer(5.0, self._exit_process, args=(EXIT_UNFINISHED,))
+        backstop.daemon = True
+        backstop.start()
         log.error("shutdown timed out: exiting without finishing; uncommitted batches will be redelivered",
                   extra={"timeout_s": self.timeout_s, "exit_status": EXIT_UNFINISHED})
         out = self._stacks_to or sys.stderr
@@ -87,6 +92,7 @@ class ShutdownWatchdog:
             out.write(_python_stacks())
             out.flush()
         self._exit_process(EXIT_UNFINISHED)
+        backstop.cancel()  # reached only where exit_process returns (tests)
 
 
 def _python_stacks() -> str:

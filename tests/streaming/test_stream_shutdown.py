@@ -65,3 +65,29 @@ def test_without_a_stop_it_never_fires_and_its_thread_ends_when_disarmed() -> No
     watchdog._thread.join(10)
     assert not watchdog._thread.is_alive()
     assert exited.statuses == []
+
+
+class StuckStream(io.StringIO):
+    """A stderr nobody reads: every write and flush blocks (a full pipe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait()
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.release.wait()
+
+
+def test_it_exits_even_when_the_stacks_cannot_be_written() -> None:
+    stop, exited, stuck = threading.Event(), RecordedExit(), StuckStream()
+    ShutdownWatchdog(stop, 0.05, exit_process=exited, stacks_to=stuck).start()
+    stop.set()
+    try:
+        assert exited.called.wait(30), "the watchdog stayed blocked on its output"
+        assert exited.statuses == [EXIT_UNFINISHED]
+    finally:
+        stuck.release.set()
