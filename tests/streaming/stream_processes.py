@@ -106,11 +106,12 @@ class TcpProxy:
                 server.shutdown(socket.SHUT_RDWR)
             server.close()
         for sock in connections:
-            try:
+            # Close even when shutdown fails (a peer already gone): an open upstream socket
+            # would keep a server-side session, and its locks, alive.
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def restore(self) -> None:
         self.start()
