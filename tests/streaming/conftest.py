@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_processes import stream_settings
 
-from streaming.broker import BrokerError, EmbeddedBroker, ensure_topics, free_port, locate_tansu
+from streaming.broker import BrokerError, EmbeddedBroker, free_port, locate_tansu
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
 
 PARTITIONS = 4
@@ -46,23 +47,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def kafka_settings(broker: EmbeddedBroker) -> KafkaSettings:
     """Settings with topics and a group of this test's own, created on the broker."""
-    run = uuid.uuid4().hex[:8]
-    settings = KafkaSettings(
-        bootstrap=broker.bootstrap,
-        transactions_topic=f"tx-{run}",
-        scores_topic=f"scores-{run}",
-        alerts_topic=f"alerts-{run}",
-        dlq_topic=f"tx-{run}.dlq",
-        group_id=f"group-{run}",
-        # Short group timeouts: a join waits about one session timeout on this broker.
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        batch_size=500,
-        retry_backoff_s=0.1,
-        retry_backoff_max_s=1.0,
-    )
-    ensure_topics(settings.bootstrap, topic_names(settings), PARTITIONS)
-    return settings
+    return stream_settings(broker.bootstrap, PARTITIONS)
 
 
 def topic_names(settings: KafkaSettings) -> list[str]:

@@ -6,9 +6,39 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
+from streaming.broker import ensure_topics, free_port
+from streaming.settings import KafkaSettings, StoreSettings
 from streaming.store import SqlAlertStore
+
+
+def stream_settings(bootstrap: str, partitions: int = 4, **overrides: Any) -> KafkaSettings:
+    """Settings with topics and a group of their own, the topics created on the broker."""
+    run = uuid.uuid4().hex[:8]
+    defaults: dict[str, Any] = {
+        # Short group timeouts: a join waits about one session timeout on this broker.
+        "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "batch_size": 500,
+        "retry_backoff_s": 0.1, "retry_backoff_max_s": 1.0,
+    }
+    settings = KafkaSettings(
+        bootstrap=bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}",
+        alerts_topic=f"alerts-{run}", dlq_topic=f"tx-{run}.dlq", group_id=f"group-{run}", **(defaults | overrides),
+    )
+    ensure_topics(bootstrap, [settings.transactions_topic, settings.scores_topic, settings.alerts_topic,
+                              settings.dlq_topic], partitions)
+    return settings
+
+
+def through_proxy(store: StoreSettings) -> tuple[TcpProxy, StoreSettings]:
+    """A started TcpProxy in front of a PostgreSQL store, and the store's settings pointing at it."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(store.url)
+    proxy = TcpProxy(free_port(), (url.host or "127.0.0.1", url.port or 5432)).start()
+    return proxy, StoreSettings(url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -6,17 +6,15 @@ import json
 import os
 import signal
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import url as sa_url
-from stream_processes import TcpProxy, committed, count_scores, wait_for
+from stream_processes import committed, count_scores, stream_settings, through_proxy, wait_for
 
-from streaming.broker import EmbeddedBroker, ensure_topics, free_port
+from streaming.broker import EmbeddedBroker, free_port
 from streaming.scoring import RuleScorer
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
 from streaming.shutdown import EXIT_UNFINISHED
@@ -98,15 +96,7 @@ def test_sigterm_while_the_broker_is_frozen_exits_75_in_order_and_a_restart_lose
     broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=tmp_path / "broker.log").start()
     frozen = False
     try:
-        run = uuid.uuid4().hex[:8]
-        settings = KafkaSettings(
-            bootstrap=broker.bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}",
-            alerts_topic=f"alerts-{run}", dlq_topic=f"tx-{run}.dlq", group_id=f"group-{run}",
-            session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_size=200,
-            retry_backoff_s=0.1, retry_backoff_max_s=1.0, shutdown_timeout_s=20.0,
-        )
-        ensure_topics(settings.bootstrap, [settings.transactions_topic, settings.scores_topic, settings.alerts_topic,
-                                           settings.dlq_topic], 4)
+        settings = stream_settings(broker.bootstrap, batch_size=200, shutdown_timeout_s=20.0)
         n = 20_000
         records = transactions(n, seed=13)
         io = make_kafka_io(settings.bootstrap)
@@ -154,9 +144,7 @@ def test_sigterm_while_the_store_is_a_black_hole_ends_by_the_watchdog_with_stack
 ) -> None:
     # PostgreSQL behind a proxy that keeps the connections open and forwards nothing: the
     # service's store calls wait in the driver with no timeout, so the stop cannot finish.
-    url = sa_url.make_url(pg_store_settings.url)
-    proxy = TcpProxy(free_port(), (url.host or "127.0.0.1", url.port or 5432)).start()
-    through_proxy = StoreSettings(url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    proxy, proxied = through_proxy(pg_store_settings)
     settings = kafka_settings.model_copy(update={"shutdown_timeout_s": 3.0})
     n = 20_000
     records = transactions(n, seed=16)
@@ -164,7 +152,7 @@ def test_sigterm_while_the_store_is_a_black_hole_ends_by_the_watchdog_with_stack
     store = SqlAlertStore(pg_store_settings)  # the test reads past the proxy
     store.setup()
     try:
-        first = spawn(settings, through_proxy, "first")
+        first = spawn(settings, proxied, "first")
         wait_for(lambda: count_scores(store) >= n * 0.2, 120, "the service to score 20%")
         proxy.freeze()
         first.send_signal(signal.SIGTERM)
@@ -201,16 +189,14 @@ def test_sigterm_during_a_store_outage_exits_75_and_a_restart_loses_nothing(
 ) -> None:
     # The real PostgreSQL behind a TCP proxy we cut: the service's writes fail and retry
     # (backpressure) until it is told to stop; then it cannot make its batches durable.
-    url = sa_url.make_url(pg_store_settings.url)
-    proxy = TcpProxy(free_port(), (url.host or "127.0.0.1", url.port or 5432)).start()
-    through_proxy = StoreSettings(url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    proxy, proxied = through_proxy(pg_store_settings)
     n = 20_000
     records = transactions(n, seed=14)
     kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records))
     store = SqlAlertStore(pg_store_settings)  # the test reads past the proxy
     store.setup()
     try:
-        first = spawn(kafka_settings, through_proxy, "first")
+        first = spawn(kafka_settings, proxied, "first")
         wait_for(lambda: count_scores(store) >= n * 0.2, 120, "the service to score 20%")
         proxy.cut()
         wait_for(lambda: "store write" in (tmp_path / "first.log").read_text(), 60, "the service to retry a store write")
@@ -250,15 +236,7 @@ def test_sigterm_after_the_broker_died_exits_75_in_order_without_the_watchdog(
     # says so, instead of waiting for the watchdog.
     broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=tmp_path / "broker.log").start()
     try:
-        run = uuid.uuid4().hex[:8]
-        settings = KafkaSettings(
-            bootstrap=broker.bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}",
-            alerts_topic=f"alerts-{run}", dlq_topic=f"tx-{run}.dlq", group_id=f"group-{run}",
-            session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_size=200,
-            retry_backoff_s=0.1, retry_backoff_max_s=1.0, shutdown_timeout_s=20.0,
-        )
-        ensure_topics(settings.bootstrap, [settings.transactions_topic, settings.scores_topic, settings.alerts_topic,
-                                           settings.dlq_topic], 4)
+        settings = stream_settings(broker.bootstrap, batch_size=200, shutdown_timeout_s=20.0)
         n = 20_000
         io = make_kafka_io(settings.bootstrap)
         io.produce(settings.transactions_topic, io.encode(transactions(n, seed=15)))

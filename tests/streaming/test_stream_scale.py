@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_processes import TcpProxy, count_scores, wait_for
+from stream_processes import TcpProxy, count_scores, stream_settings, wait_for
 
-from streaming.broker import EmbeddedBroker, ensure_topics, free_port
+from streaming.broker import EmbeddedBroker, free_port
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
 from streaming.store import SqlAlertStore, scores_table
 
@@ -99,15 +99,7 @@ def test_broker_cut_for_10_s_mid_stream_recovers_and_loses_nothing(
     broker = EmbeddedBroker(BrokerSettings(port=broker_port), log_path=tmp_path / "broker.log",
                             advertised_port=proxy_port).start()
     try:
-        run = uuid.uuid4().hex[:8]
-        settings = KafkaSettings(
-            bootstrap=broker.bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}",
-            alerts_topic=f"alerts-{run}", dlq_topic=f"tx-{run}.dlq", group_id=f"group-{run}",
-            session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_size=200,
-            retry_backoff_s=0.1, retry_backoff_max_s=1.0,
-        )
-        ensure_topics(settings.bootstrap, [settings.transactions_topic, settings.scores_topic, settings.alerts_topic,
-                                           settings.dlq_topic], 4)
+        settings = stream_settings(broker.bootstrap, batch_size=200)
         n = 20_000
         records = transactions(n, seed=12)
         io = make_kafka_io(settings.bootstrap)
