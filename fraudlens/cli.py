@@ -9,14 +9,35 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from explain.redaction import install_log_redaction, secret_values
+from fraudlens.commands._common import EXIT_USAGE, USER_ERRORS, error_line, remember_secrets
 from fraudlens.settings import Settings, load_settings
 
-app = typer.Typer(
+
+class _Cli(typer.Typer):
+    """The command group; a person's mistake raised anywhere in a command is one ``error:`` line and exit 2.
+
+    Commands wrap their own work in ``user_errors()``; this catches the same errors raised
+    outside such a block (settings read on first use by ``get_settings``), so there is one
+    rule and one format (``_common.error_line``: one line, secrets masked) for all of them.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except USER_ERRORS as exc:
+            logging.getLogger(__name__).debug("command failed", exc_info=True)
+            print(error_line(exc), file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+
+
+app = _Cli(
     name="fraudlens",
     help="Real-time card-fraud detection with explanations investigators and validators can trust.",
     no_args_is_help=True,
@@ -36,6 +57,9 @@ def get_settings() -> Settings:
     """The settings for this invocation, read once from env + optional config file."""
     if _State.settings is None:
         _State.settings = load_settings(_State.config_file)
+        secrets = secret_values(_State.settings)
+        remember_secrets(secrets)
+        install_log_redaction(secrets)
     return _State.settings
 
 
@@ -47,6 +71,8 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # URL credentials are masked in every log line from the start; get_settings adds the configured secrets.
+    install_log_redaction()
     _State.config_file = config
     _State.settings = None
 

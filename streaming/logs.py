@@ -11,6 +11,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from explain.redaction import RedactingFilter
+
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -28,16 +30,24 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = value
-        if record.exc_info:
+        # exc_text first: explain.redaction.RedactingFilter leaves the traceback there with secrets masked.
+        if record.exc_text:
+            payload["error"] = record.exc_text
+        elif record.exc_info:
             payload["error"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
 def use_json_logs(level: int = logging.INFO) -> None:
-    """Route the root logger through :class:`JsonFormatter` (the `stream` command calls this)."""
+    """Route the root logger through :class:`JsonFormatter` (the `stream` command calls this).
+
+    The new handler masks URL credentials, and keeps the secrets the replaced handlers masked.
+    """
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
+    kept = [f for old in root.handlers for f in old.filters if isinstance(f, RedactingFilter)]
+    handler.addFilter(kept[0] if kept else RedactingFilter())
     root.handlers[:] = [handler]
     root.setLevel(level)
     # kafka-python logs every reconnect attempt at WARNING; our retry logs say it once.

@@ -62,9 +62,15 @@ class StreamMetrics:
             registry=r,
         )
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Expose /metrics over HTTP on ``port`` (a daemon thread)."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "127.0.0.1") -> tuple[str, int]:
+        """Expose /metrics over HTTP on ``addr:port`` (a daemon thread); returns the bound address.
+
+        Loopback by default: metrics name topics, partitions and model versions, which
+        nobody off the host needs unless the operator opens it (``kafka.metrics_host``).
+        """
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        host, bound_port = server.server_address[:2]
+        return str(host), int(bound_port)
 
 
 class BatchHistogram(Collector):

@@ -39,8 +39,8 @@ def serve(
     if monitor is not None:
         monitor.export_to(metrics.drift_psi)
     if kafka.metrics_port:
-        metrics.serve(kafka.metrics_port)
-        log.info("metrics served", extra={"port": kafka.metrics_port})
+        host, port = metrics.serve(kafka.metrics_port, kafka.metrics_host)
+        log.info("metrics served", extra={"host": host, "port": port})
     store = make_store(store_settings)
     service = StreamService(kafka, scorer, store, metrics=metrics)
     watchdog = None

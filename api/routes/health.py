@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import CtxDep
 from api.schemas import Health, Readiness
+from explain.redaction import redact, secret_values
 
 router = APIRouter(tags=["health"])
 
@@ -22,9 +23,11 @@ def readyz(ctx: CtxDep) -> JSONResponse:
     reachable = ctx.store_reachable()
     loaded = ctx.scoring is not None
     ready = reachable and loaded
+    # Unauthenticated: why the model is missing may quote a connection string (Redis URL); never its password.
+    detail = None if loaded or ctx.scoring_error is None else redact(ctx.scoring_error, secret_values(ctx.settings))
     body = Readiness(status="ready" if ready else "not ready", model_loaded=loaded,
                      model_version=ctx.scoring.model_version if ctx.scoring else None, store_reachable=reachable,
-                     detail=None if loaded else ctx.scoring_error)
+                     detail=detail)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 

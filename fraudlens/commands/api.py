@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from fraudlens.commands._common import user_errors
+
 keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no_args_is_help=True)
 labels_app = typer.Typer(help="Investigator decisions as training labels.", no_args_is_help=True)
 db_app = typer.Typer(help="The alert store's schema (Alembic migrations).", no_args_is_help=True)
@@ -22,16 +24,30 @@ def _api_settings(settings: Any) -> Any:
     return settings.api
 
 
-def _engine(settings: Any) -> Any:
-    from api.db import setup_tables
+def _open_store(settings: Any) -> Any:
+    """The alert store, connected; an unusable or unreachable one is one ``error:`` line naming the setting."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from explain.redaction import redact_url
     from streaming.store import SqlAlertStore, StoreError
 
     store = SqlAlertStore(settings.store)
-    try:
-        store.setup()
-    except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    with user_errors(StoreError):
+        try:
+            store.setup()  # connects: creates missing tables
+        except SQLAlchemyError as exc:
+            store.close()
+            # The driver's own words (connection refused, auth failed), not SQLAlchemy's SQL and help link.
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise StoreError(f"cannot reach the alert store at {redact_url(settings.store.url)} "
+                             f"(store.url, FRAUDLENS_STORE__URL): {reason}") from None
+    return store
+
+
+def _engine(settings: Any) -> Any:
+    from api.db import setup_tables
+
+    store = _open_store(settings)
     setup_tables(store.engine)
     return store
 
@@ -45,6 +61,7 @@ def serve_command(
     import uvicorn
 
     from api import create_app
+    from explain.redaction import install_log_redaction, secret_values
     from fraudlens.cli import get_settings
 
     settings = get_settings()
@@ -54,10 +71,15 @@ def serve_command(
     if api.model_path is not None and not Path(api.model_path).is_dir():
         typer.echo(f"error: model bundle {api.model_path} does not exist", err=True)
         raise typer.Exit(EXIT_USAGE)
+    # Fail before serving: an unreachable store would otherwise end the app's startup in a long traceback.
+    _open_store(settings).close()
     app = create_app(settings, api)
     typer.echo(f"fraudlens API on http://{api.host}:{api.port}/  (pages: /ui/alerts, OpenAPI: /openapi.json)", err=True)
     # uvicorn's own access log would print raw paths and queries; api.access logs route templates.
-    uvicorn.run(app, host=api.host, port=api.port, log_level="info", access_log=False)
+    config = uvicorn.Config(app, host=api.host, port=api.port, log_level="info", access_log=False)
+    # uvicorn has just installed its own handlers: they mask secrets too.
+    install_log_redaction(secret_values(settings), loggers=("uvicorn", "uvicorn.error", "uvicorn.access"))
+    uvicorn.Server(config).run()
 
 
 def keys_create(

@@ -8,15 +8,18 @@ from typing import Any
 import typer
 from pydantic import BaseModel, SecretStr
 
+from explain.redaction import redact
+
 
 def settings_rows(model: BaseModel, prefix: str = "FRAUDLENS_") -> Iterator[tuple[str, Any, str]]:
-    """(environment variable, effective value, description) for every leaf setting; secrets masked."""
+    """(environment variable, effective value, description) for every leaf setting; keys and URL passwords masked."""
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if isinstance(value, BaseModel):
             yield from settings_rows(value, f"{prefix}{name.upper()}__")
         else:
-            shown = "***" if isinstance(value, SecretStr) else value
+            # Keys are never shown; a URL is shown with its password masked (redis://:***@host).
+            shown = "***" if isinstance(value, SecretStr) else redact(value) if isinstance(value, str) else value
             yield f"{prefix}{name.upper()}", shown, field.description or ""
 
 

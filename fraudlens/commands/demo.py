@@ -199,7 +199,7 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
     from features.schema import iter_transactions
     from features.state import MemoryStateStore
     from streaming.alerts import ExplainedCards
-    from streaming.broker import EmbeddedBroker, free_port
+    from streaming.broker import EmbeddedBroker
     from streaming.replay import replay
     from streaming.scoring import ModelScorer
     from streaming.service import serve
@@ -222,7 +222,7 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
 
     topics = [settings.kafka.transactions_topic, settings.kafka.scores_topic, settings.kafka.alerts_topic,
               settings.kafka.dlq_topic, settings.kafka.labels_topic]
-    broker_settings = settings.broker.model_copy(update={"port": free_port(settings.broker.host)})
+    broker_settings = demo_broker_settings(settings.broker)
     with EmbeddedBroker(broker_settings, topics=topics, log_path=work / "broker.log") as broker:
         kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "session_timeout_ms": 6000,
                                                   "heartbeat_interval_ms": 1000, "consume_labels": True})
@@ -247,6 +247,16 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
                   f"{summary.scored:,}, alerts {summary.new_alerts:,}, dead-lettered {summary.dead_lettered:,}; "
                   f"{summary.throughput:,.0f} tx/s while records flowed")
     return summary
+
+
+def demo_broker_settings(broker: Any) -> Any:
+    """The demo's broker: on the port the user set (FRAUDLENS_BROKER__PORT, config file), else on a free one,
+    so that a demo never fails on a busy 9092 (a `fraudlens broker` already running, a local Kafka)."""
+    from streaming.broker import free_port
+
+    if "port" in broker.model_fields_set:
+        return broker
+    return broker.model_copy(update={"port": free_port(broker.host)})
 
 
 def _pending_labels(pipeline: Any, frame: Any, warmed_until: Any) -> list[Any]:
