@@ -13,14 +13,18 @@ itself; `bench/bench_streaming.py` measures this as ``broker_fetch_cost``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.resources
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -158,7 +162,10 @@ class EmbeddedBroker:
         ]
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
         log.info("starting broker", extra={"binary": str(binary), "bootstrap": self.bootstrap})
-        self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        # A session of its own: a Ctrl-C meant for the owner (which stops consumers first, then
+        # the broker) does not reach the broker directly.
+        self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_end_with_owner())
         if self.log_path:
             output.close()  # type: ignore[union-attr]
         try:
@@ -183,14 +190,18 @@ class EmbeddedBroker:
             time.sleep(0.05)
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM the broker's process group, wait up to ``timeout_s``, then SIGKILL the group."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
+        # The broker leads a process group of its own (start_new_session), so the group is
+        # the broker and anything it started.
+        _signal_group(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # A SIGSTOPped broker cannot act on SIGTERM; SIGKILL ends it all the same.
+            _signal_group(process.pid, signal.SIGKILL)
             process.wait()
 
     def wait(self) -> int:
@@ -203,3 +214,30 @@ class EmbeddedBroker:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _end_with_owner() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the broker get SIGKILL when the process that started it dies.
+
+    An owner killed with SIGKILL (a test's cleanup, the OOM killer) cannot stop its broker,
+    which would otherwise keep listening, orphaned. Linux delivers the signal when the
+    *thread* that started the broker ends, so this is used only from the main thread, whose
+    end is the process's; elsewhere (and off Linux) the owner's stop() is the only stop.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: nothing is loaded after the fork
+    owner = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def set_parent_death_signal() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+        if os.getppid() != owner:  # the owner died before the prctl: nobody would signal us
+            os._exit(1)
+
+    return set_parent_death_signal

@@ -3,6 +3,9 @@
 Real servers (Redis, PostgreSQL, the Kafka-compatible broker) are used as they are.
 On a developer laptop without one, tests that need it skip with the reason; with
 ``CI`` set, a missing server is a failure, never a silent skip.
+
+Every process a test starts is stopped by the test's own fixture or ``finally`` block;
+tests/process_guard.py (a plugin, loaded below) fails the session that leaves one running.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from urllib.parse import urlparse
 import pytest
 
 from fraudlens.settings import Settings
+
+# The session-finish guard: kills what the session left running and fails the run naming it.
+pytest_plugins = ["process_guard"]
 
 REDIS_URL = os.environ.get("FRAUDLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("FRAUDLENS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

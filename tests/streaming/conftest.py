@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_guard import stop_process_tree
 from stream_processes import stream_settings
 
 from streaming.broker import BrokerError, EmbeddedBroker, free_port, locate_tansu
@@ -40,8 +41,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     embedded = EmbeddedBroker(BrokerSettings(port=free_port(), partitions=PARTITIONS), log_path=log_path)
     embedded.start()
-    yield embedded
-    embedded.stop()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
 
 
 @pytest.fixture
@@ -186,21 +189,21 @@ RUNNER = Path(__file__).with_name("service_main.py")
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start service processes (output in ``tmp_path/<name>.log``); any still running are killed at the end."""
+    """Start service processes (output in ``tmp_path/<name>.log``); at the end, pass or fail, each
+    one still running is stopped with everything it started (SIGTERM, then SIGKILL)."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(settings: KafkaSettings, store: StoreSettings, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        process = subprocess.Popen(
-            [sys.executable, str(RUNNER), "--kafka", settings.model_dump_json(), "--store", store.url, *extra],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
-        )
-        log.close()
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(RUNNER), "--kafka", settings.model_dump_json(), "--store", store.url, *extra],
+                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2], start_new_session=True,
+            )
         started.append(process)
         return process
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    try:
+        yield start
+    finally:
+        for process in started:
+            stop_process_tree(process)

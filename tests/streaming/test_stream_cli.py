@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from process_guard import stop_process_tree
+from stream_processes import wait_for
 from typer.testing import CliRunner
 
 from fraudlens.cli import app
-from streaming.broker import BrokerError, EmbeddedBroker, locate_tansu
+from streaming.broker import BrokerError, EmbeddedBroker, free_port, locate_tansu, port_is_open
 from streaming.settings import BrokerSettings, KafkaSettings
 
 runner = CliRunner()
@@ -69,30 +74,68 @@ def test_produce_replays_a_file_in_time_order_keyed_by_card(
     assert all("is_fraud" not in json.loads(m.value) for m in messages)  # labels are not sent by default
 
 
+def _start_broker_command(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """`fraudlens broker` in a process group of its own, its output in a log file."""
+    log = tmp_path / "broker-command.log"
+    fraudlens = Path(sys.executable).with_name("fraudlens")
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(fraudlens), "broker", "--port", str(port)], stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    return process, log
+
+
+def _still_running(process: subprocess.Popen[bytes], log: Path) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"`fraudlens broker` exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+    return True
+
+
+def _listed_topics(bootstrap: str) -> set[str]:
+    """The topics the broker lists now; none while it does not answer yet."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    host, port = bootstrap.rsplit(":", 1)
+    if not port_is_open(host, int(port)):
+        return set()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fraudlens-test")
+    except KafkaError:
+        return set()
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
 @pytest.mark.integration
 def test_broker_command_serves_until_sigterm_then_exits_0(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from streaming.broker import ensure_topics, free_port, port_is_open
-
     port = free_port()
-    fraudlens = Path(sys.executable).with_name("fraudlens")
-    process = subprocess.Popen([str(fraudlens), "broker", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    bootstrap = f"127.0.0.1:{port}"
+    defaults = KafkaSettings()
+    topics = {defaults.transactions_topic, defaults.scores_topic, defaults.alerts_topic, defaults.dlq_topic,
+              defaults.shadow_topic, defaults.labels_topic}
+    process, log = _start_broker_command(tmp_path, port)
     try:
-        deadline = time.monotonic() + 30
-        while not port_is_open("127.0.0.1", port):
-            assert process.poll() is None and time.monotonic() < deadline, "broker did not come up"
-            time.sleep(0.1)
-        time.sleep(0.5)  # topics are created right after the port opens
-        assert ensure_topics(f"127.0.0.1:{port}", ["transactions", "scores", "alerts", "transactions.dlq"], 4) == []
+        # The command creates its topics only after the port opens, later still on a busy machine.
+        wait_for(lambda: _still_running(process, log) and topics <= _listed_topics(bootstrap), 60,
+                 f"the broker command to create {sorted(topics)}")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(20) == 0
+        assert process.wait(20) == 0, log.read_text()[-3000:]
         assert not port_is_open("127.0.0.1", port)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_process_tree(process)
+
+
+@pytest.mark.integration
+def test_a_broker_command_killed_with_sigkill_takes_its_broker_with_it(tmp_path: Path) -> None:
+    port = free_port()
+    process, log = _start_broker_command(tmp_path, port)
+    try:
+        wait_for(lambda: _still_running(process, log) and port_is_open("127.0.0.1", port), 60,
+                 "the broker to listen")
+        process.kill()  # no chance to stop its broker: the broker must end by itself
+        process.wait()
+        wait_for(lambda: not port_is_open("127.0.0.1", port), 10, "the broker of the killed command to end")
+    finally:
+        stop_process_tree(process)
