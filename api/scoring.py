@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from api.errors import ApiError
 from features.schema import Transaction
 
 
@@ -23,6 +24,13 @@ def resolve_model_path(model_path: Path | None, registry_dir: Path) -> Path:
 
     registry = ModelRegistry(registry_dir)
     return registry.root / registry.champion_version()
+
+
+def _refused(refusals: Sequence[Any]) -> ApiError:
+    """A 422 naming each refused item (its position and transaction id) and the reason."""
+    errors = [{"field": f"[{r.index}]", "transaction_id": r.transaction_id, "reason": r.reason} for r in refusals]
+    detail = "; ".join(f"item {r.index} (transaction_id {r.transaction_id!r}): {r.reason}" for r in refusals[:5])
+    return ApiError(detail, status=422, title="Transaction refused", errors=errors)
 
 
 class ScoreService:
@@ -50,7 +58,16 @@ class ScoreService:
         from explain.reasons import reason_codes
 
         with self._lock:
+            # Late items are refused before anything is scored: a 422 leaves the state untouched.
+            online = getattr(self.scorer, "online", None)
+            late = online.late_rows(list(txs)) if online is not None else []
+            if late:
+                raise _refused(late)
             scored = self.scorer.score_batch(list(txs))
+        if scored.refused:
+            # A step raised on an item (a bug the safety net caught): the others were scored and
+            # their state moved; the caller learns which item and why.
+            raise _refused(scored.refused)
         explainer = self.scorer.cards.explainer
         attribution = explainer.attribute(scored.features, ids=[tx.transaction_id for tx in txs])
         decisions = ["alert" if flag else "pass" for flag in scored.alerts]

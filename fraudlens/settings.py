@@ -62,6 +62,11 @@ class FeatureSettings(BaseModel):
         86_400.0, ge=0, description="Serving refuses (dead-letters, or a 422 from the API) a transaction older than its "
         "card's latest one by more than this; None: no limit.",
     )
+    max_lateness_s: float | None = Field(
+        86_400.0, ge=0, description="Serving refuses (dead-letters, or a 422 from the API) a transaction older than its "
+        "card's latest one by more than this; None: no limit.",
+    )
+
 
 
 class StateSettings(BaseModel):

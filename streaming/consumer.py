@@ -391,11 +391,13 @@ class StreamService:
         if s.dedupe_against_store and decoded.transactions:
             ids = [tx.transaction_id for tx in decoded.transactions]
             with timer("store read"):
-                done = self._retry(lambda: self.store.scored_ids(ids), "store read", TRANSIENT_ERRORS)
-            decoded = decoded.without(done)
+                done = self._retry(lambda: self.store.scored_fingerprints(ids), "store read", TRANSIENT_ERRORS)
+            # A scored id with the same content is skipped (a replay); with other content, dead-lettered.
+            decoded, _same = decoded.split_replayed(done)
+        transient = _scoring_transient()
         with timer("score"):
             batch = self._retry(lambda: score_decoded(decoded, self.scorer, received_at=received_at,
-                                                      cards=self._cards), "score", _scoring_transient())
+                                                      cards=self._cards, transient=transient), "score", transient)
         with timer("send"):
             futures = self._retry(lambda: outputs.send(batch), "publish", self._kafka_errors)
         with timer("queue wait"):

@@ -70,7 +70,8 @@ class KafkaOutputs:
         send = self.producer.send
         futures = self._send_scores(outputs.scores)
         futures.extend(
-            send(s.alerts_topic, key=alert.key, value=json.dumps(alert.card, default=str).encode())
+            send(s.alerts_topic, key=alert.key,
+                 value=alert.value if alert.value is not None else json.dumps(alert.card, default=str).encode())
             for alert in outputs.alerts
         )
         futures.extend(self._send_dead(dead) for dead in outputs.dead)

@@ -13,6 +13,9 @@ HEADER_PARTITION = "fraudlens.source.partition"
 HEADER_OFFSET = "fraudlens.source.offset"
 HEADER_TIMESTAMP = "fraudlens.source.timestamp"
 HEADER_TRUNCATED = "fraudlens.truncated"
+#: On records a processing step raised on (the safety net): the exception's class and message.
+HEADER_ERROR_CLASS = "fraudlens.error.class"
+HEADER_ERROR_MESSAGE = "fraudlens.error.message"
 
 
 class SourceRecord(NamedTuple):
@@ -38,11 +41,14 @@ class DeadLetter:
     source: SourceRecord
     reason: str
     field: str | None = None
+    #: When a processing step raised on the record: the exception's class name and (cut) message.
+    error_class: str | None = None
+    error_message: str | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
         src = self.source
         out = [
-            (HEADER_REASON, self.reason.encode()),
+            (HEADER_REASON, self.reason.encode("utf-8", "replace")),
             (HEADER_TOPIC, src.topic.encode()),
             (HEADER_PARTITION, str(src.partition).encode()),
             (HEADER_OFFSET, str(src.offset).encode()),
@@ -50,6 +56,10 @@ class DeadLetter:
         ]
         if self.field is not None:
             out.append((HEADER_FIELD, self.field.encode()))
+        if self.error_class is not None:
+            out.append((HEADER_ERROR_CLASS, self.error_class.encode()))
+            # Messages can hold anything an exception formats, lone surrogates included.
+            out.append((HEADER_ERROR_MESSAGE, (self.error_message or "").encode("utf-8", "replace")))
         return out
 
 
@@ -132,6 +142,9 @@ class ScoreOut(NamedTuple):
     #: The challenger's verdict on this transaction when a shadow model runs. It rides on
     #: the champion's score so that whatever stores or publishes scores gets it too.
     shadow: ShadowOut | None = None
+    #: The scored content (streaming.pipeline.content_fingerprint): a later record with this id
+    #: and other content is a conflict, not a replay.
+    fingerprint: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -153,6 +166,9 @@ class AlertOut:
     score: float
     model_version: str
     card: dict[str, Any] = field(default_factory=dict)
+    #: The card as the `alerts` record's bytes, encoded while the batch is built, so that a card
+    #: that cannot be serialised dead-letters its transaction instead of failing the publish.
+    value: bytes | None = None
 
 
 @dataclass(slots=True)

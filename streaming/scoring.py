@@ -51,6 +51,10 @@ class ScoredBatch:
     shadow: ShadowScores | None = None
     #: A drift snapshot (streaming.records.DriftSnapshot) when the drift monitor took one on this batch.
     drift: Any = None
+    #: Transactions the scorer refused (features.pipeline.Refusal: index, reason); the arrays above
+    #: then hold only the other rows, in order (their indexes in ``kept``).
+    refused: list[Any] = field(default_factory=list)
+    kept: list[int] | None = None
 
 
 class Scorer(Protocol):
@@ -146,7 +150,7 @@ class ModelScorer:
             from streaming.alerts import ExplainedCards
 
             cards = ExplainedCards.from_bundle(bundle, narrative_settings)
-        return cls(bundle, pipeline.online(store), cards)
+        return cls(bundle, pipeline.online(store, refuse_late=True), cards)
 
     def label_event(self, tx: Transaction) -> Any:
         """The label a labels-topic record carries, with the bundle's label delay rule."""
@@ -157,10 +161,15 @@ class ModelScorer:
         self.online.learn_labels(events)
 
     def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
-        X = self.online.transform_batch(list(txs))
+        # Refused rows (late, or a feature family raised on them) leave the batch here; the
+        # pipeline dead-letters them (streaming.pipeline.score_decoded).
+        rows = self.online.transform_rows(list(txs))
+        X = rows.values
         scores = self.bundle.score(X)
         alerts = self.bundle.threshold.decide(scores)
         return ScoredBatch(
+            refused=rows.refused,
+            kept=rows.kept if rows.refused else None,
             scores=scores,
             alerts=np.asarray(alerts, dtype=bool),
             threshold=float(self.bundle.threshold.threshold),

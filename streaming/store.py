@@ -55,7 +55,11 @@ scores_table = Table(
     Column("source_offset", BigInteger, nullable=False),
     Column("processing_ms", Float, nullable=False),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    #: The scored content's fingerprint (streaming.pipeline.content_fingerprint); NULL on rows
+    #: written before it existed (migration 0004).
+    Column("fingerprint", String(32), nullable=True),
 )
+
 
 alerts_table = Table(
     "alerts",
@@ -108,7 +112,7 @@ _SHADOW_INSERT = (
 
 _SCORE_COLUMNS = (
     "transaction_id", "score", "decision", "threshold", "model_version", "event_time_ms",
-    "source_partition", "source_offset", "processing_ms", "scored_at",
+    "source_partition", "source_offset", "processing_ms", "fingerprint", "scored_at",
 )
 _SCORES_INSERT = (
     f"INSERT INTO scores ({', '.join(_SCORE_COLUMNS)}) VALUES ({{marks}}) ON CONFLICT (transaction_id) DO NOTHING"
@@ -142,6 +146,7 @@ class AlertStore(Protocol):
 
     def setup(self) -> None: ...
     def scored_ids(self, transaction_ids: Sequence[str]) -> set[str]: ...
+    def scored_fingerprints(self, transaction_ids: Sequence[str]) -> dict[str, str | None]: ...
     def write(self, batch: BatchOutputs) -> WriteResult: ...
     def get_alert(self, transaction_id: str) -> dict[str, Any] | None: ...
     def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
@@ -187,6 +192,7 @@ class SqlAlertStore:
         if backend == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         metadata.create_all(engine)
+        _add_fingerprint_column(engine)
         self._engine = engine
 
     def close(self) -> None:
@@ -210,6 +216,20 @@ class SqlAlertStore:
                 found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
         return found
 
+    def scored_fingerprints(self, transaction_ids: Sequence[str]) -> dict[str, str | None]:
+        """Id -> content fingerprint of the ids among ``transaction_ids`` that have a score
+        (None: scored before fingerprints were stored)."""
+        found: dict[str, str | None] = {}
+        if not transaction_ids:
+            return found
+        marker = "?" if self.dialect == "sqlite" else "%s"
+        with self.engine.connect() as conn:
+            for chunk in _chunks(transaction_ids, 500):
+                sql = ("SELECT transaction_id, fingerprint FROM scores "
+                       f"WHERE transaction_id IN ({', '.join([marker] * len(chunk))})")
+                found.update((row[0], row[1]) for row in conn.exec_driver_sql(sql, tuple(chunk)))
+        return found
+
     def write(self, batch: BatchOutputs) -> WriteResult:
         """Insert a batch's scores, alerts, challenger verdicts (``ScoreOut.shadow``) and drift
         snapshot in one transaction; rows already there are left untouched."""
@@ -224,7 +244,7 @@ class SqlAlertStore:
         ]
         score_rows = [
             (s.transaction_id, s.score, s.decision, s.threshold, s.model_version, s.event_time_ms,
-             s.source_partition, s.source_offset, s.processing_ms)
+             s.source_partition, s.source_offset, s.processing_ms, s.fingerprint)
             for s in scores
         ]
         alert_rows = [
@@ -362,6 +382,20 @@ class SqlAlertStore:
 def make_store(settings: StoreSettings) -> SqlAlertStore:
     """The store the settings select (one implementation serves both dialects)."""
     return SqlAlertStore(settings)
+
+
+def _add_fingerprint_column(engine: Engine) -> None:
+    """Add ``scores.fingerprint`` to a store created before it (``create_all`` adds no columns);
+    migration 0004 does the same for databases the API manages."""
+    from sqlalchemy import inspect
+
+    columns = {column["name"] for column in inspect(engine).get_columns("scores")}
+    if "fingerprint" not in columns:
+        # IF NOT EXISTS: consumers starting together race to add it (SQLite has no such clause,
+        # and its file lock serialises them anyway).
+        guard = "" if engine.dialect.name == "sqlite" else "IF NOT EXISTS "
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE scores ADD COLUMN {guard}fingerprint VARCHAR(32)")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
