@@ -22,6 +22,7 @@ from api.audit import record_audit
 from api.db import assignments_table, audit_table, decisions_table
 from api.errors import ApiError, NotFound
 from api.keys import Principal
+from api.text import TextError, clean_text
 from streaming.store import alerts_table
 
 Label = Literal["confirmed_fraud", "legitimate", "escalate"]
@@ -70,6 +71,10 @@ def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str]:
     if (c_sort, c_order) != (sort, order) or not isinstance(transaction_id, str):
         raise BadCursor("cursor belongs to another sort order; start again without a cursor",
                         errors=[{"field": "cursor", "reason": "sort or order changed"}])
+    try:
+        clean_text(transaction_id, field="cursor")
+    except TextError as exc:
+        raise BadCursor(f"cursor: {exc.reason}", errors=[{"field": "cursor", "reason": exc.reason}]) from None
     if sort == "created_at":
         try:
             value = datetime.fromisoformat(value)

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
+from api.auth import metrics_access
 from api.context import AppContext
 from api.errors import install_handlers
+from api.limits import BodyLimitMiddleware
 from api.observe import ObserveMiddleware
+from api.security import STATIC_PREFIX, SecurityMiddleware
 from api.settings import ApiSettings
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(settings: Any, api_settings: ApiSettings | None = None, *, load_model: bool = True) -> FastAPI:
@@ -52,7 +60,24 @@ def create_app(settings: Any, api_settings: ApiSettings | None = None, *, load_m
     install_handlers(app)
     for router in (score.router, alerts.router, models.router, audit.router, health.router, pages.router):
         app.include_router(router)
+    if api.metrics_key is not None:
+        _guard_metrics(app)
+    app.mount(STATIC_PREFIX.rstrip("/"), StaticFiles(directory=STATIC_DIR), name="static")
 
+    # Added innermost first: the access log sees every answer, the security headers go on the 413s too.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=api.max_body_bytes,
+                       item_caps={("POST", "/v1/score"): api.max_batch})
+    app.add_middleware(SecurityMiddleware, allowed_origins=api.allowed_origins)
     app.add_middleware(ObserveMiddleware, metrics=ctx.metrics)
 
     return app
+
+
+def _guard_metrics(app: FastAPI) -> None:
+    """Put GET /metrics behind :func:`api.auth.metrics_access` (and say so in the OpenAPI document)."""
+    for i, route in enumerate(app.router.routes):
+        if isinstance(route, APIRoute) and route.path == "/metrics":
+            app.router.routes[i] = APIRoute(
+                route.path, route.endpoint, methods=sorted(route.methods or ()), response_class=route.response_class,
+                summary=route.summary, tags=list(route.tags), dependencies=[*route.dependencies,
+                                                                            Depends(metrics_access)])

@@ -1,4 +1,4 @@
-"""The API's own tables: decisions, assignments, the append-only audit log, API keys.
+"""The API's own tables: decisions, assignments, the append-only audit log, API keys, page sessions.
 
 They sit beside the stream's ``scores`` and ``alerts`` tables (:mod:`streaming.store`)
 in the same database and on the same engine, but in a metadata of their own: the
@@ -74,6 +74,18 @@ api_keys_table = Table(
     Column("role", String(16), nullable=False),
     Column("name", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+#: Page sessions: the cookie holds a random id, the table its keyed hash. Logout revokes the row.
+page_sessions_table = Table(
+    "page_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from api.alerts import AlertDesk
 from api.auth import require
 from api.context import AppContext
 from api.keys import Principal, Role
+from api.text import CleanText
 
 
 # async: no I/O, so they run on the event loop instead of costing a thread hop each.
@@ -34,3 +35,6 @@ AuditReaderDep = Annotated[Principal, Depends(require(Role.VALIDATOR))]
 
 PageReaderDep = Annotated[Principal, Depends(require(Role.INVESTIGATOR, Role.VALIDATOR, cookie=True))]
 PageInvestigatorDep = Annotated[Principal, Depends(require(Role.INVESTIGATOR, cookie=True))]
+
+#: An alert id in a path: one line of text, no control characters (PostgreSQL refuses a NUL).
+AlertId = Annotated[CleanText, Path(min_length=1, max_length=128, description="The alert's transaction id.")]

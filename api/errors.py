@@ -57,14 +57,27 @@ class Unavailable(ApiError):
     status, title = 503, "Service unavailable"
 
 
+#: Errors a problem lists when the app does not say (``ApiSettings.max_errors``).
+DEFAULT_MAX_ERRORS = 20
+
+
 def problem(status: int, title: str, detail: str, *, instance: str | None = None,
-            errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+            errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+            max_errors: int = DEFAULT_MAX_ERRORS) -> JSONResponse:
+    """A problem+json response; ``errors`` keeps its first ``max_errors`` entries, ``error_count`` says how many."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     if errors:
-        body["errors"] = errors
+        # Capped: a batch of bad items must not come back as an error body larger than the request.
+        body["errors"] = errors[:max_errors]
+        body["error_count"] = len(errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _max_errors(request: Request) -> int:
+    ctx = getattr(request.app.state, "ctx", None)
+    return int(ctx.api.max_errors) if ctx is not None else DEFAULT_MAX_ERRORS
 
 
 def _branch(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -92,7 +105,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail, instance=request.url.path, errors=exc.errors,
-                       headers=exc.headers)
+                       headers=exc.headers, max_errors=_max_errors(request))
 
     @app.exception_handler(SchemaError)
     async def _schema_error(request: Request, exc: SchemaError) -> JSONResponse:
@@ -111,7 +124,10 @@ def install_handlers(app: FastAPI) -> None:
             unique.setdefault(error["field"], error)  # one entry per field, the first reason
         listed = list(unique.values())
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in listed[:5])
-        return problem(422, "Invalid request", detail, instance=request.url.path, errors=listed)
+        if len(listed) > 5:
+            detail += f"; and {len(listed) - 5} more"
+        return problem(422, "Invalid request", detail, instance=request.url.path, errors=listed,
+                       max_errors=_max_errors(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -33,3 +33,13 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head() -> str:
+    """The newest revision under ``api/migrations``: what :func:`upgrade` brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    config = _config(None, None)  # type: ignore[arg-type]
+    revision = ScriptDirectory.from_config(config).get_current_head()  # type: ignore[arg-type]
+    assert revision is not None, "no migrations under api/migrations"
+    return revision

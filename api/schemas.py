@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.alerts import Label
+from api.text import CleanText, NoteText
 
 
 class TransactionIn(BaseModel):
@@ -102,7 +103,7 @@ class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: Label
-    note: str = Field("", max_length=2000)
+    note: NoteText = Field("", max_length=2000)
 
 
 class DecisionResult(BaseModel):
@@ -119,7 +120,7 @@ class DecisionResult(BaseModel):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignee: str = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
+    assignee: CleanText = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
 
 
 class AssignResult(BaseModel):

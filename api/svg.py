@@ -54,7 +54,7 @@ def waterfall_svg(card: dict[str, Any]) -> Markup:
     height = ROW * len(rows) + 24
     # Sized by its viewBox: it scales to the column instead of overflowing a laptop screen.
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {height}" '
-             f'style="width:100%;height:auto" class="waterfall" aria-labelledby="wf-title">',
+             f'class="waterfall" aria-labelledby="wf-title">',
              '<title id="wf-title">SHAP waterfall: how each reason moves the score from the base value</title>']
     for i, (label, a, b, color) in enumerate(rows):
         y = 8 + i * ROW

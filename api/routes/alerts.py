@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api.alerts import STATUSES, AlertFilter, Order, SortKey
 from api.audit import record_audit
-from api.deps import AlertReaderDep, CtxDep, DeskDep, InvestigatorDep
+from api.deps import AlertId, AlertReaderDep, CtxDep, DeskDep, InvestigatorDep
 from api.schemas import AlertDetail, AlertPage, AssignIn, AssignResult, DecisionIn, DecisionResult
+from api.text import CleanText
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
-AlertId = Annotated[str, Path(min_length=1, max_length=128, description="The alert's transaction id.")]
 _STATUS_PATTERN = "^(" + "|".join(STATUSES) + ")$"
 
 
@@ -28,12 +28,12 @@ def list_alerts(
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     created_from: Annotated[datetime | None, Query(alias="from", description="Created at or after (ISO 8601).")] = None,
     created_to: Annotated[datetime | None, Query(alias="to", description="Created at or before (ISO 8601).")] = None,
-    merchant_id: Annotated[str | None, Query(max_length=128)] = None,
-    assignee: Annotated[str | None, Query(max_length=64)] = None,
+    merchant_id: Annotated[CleanText | None, Query(max_length=128)] = None,
+    assignee: Annotated[CleanText | None, Query(max_length=64)] = None,
     sort: SortKey = "created_at",
     order: Order = "desc",
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    cursor: Annotated[CleanText | None, Query(max_length=1000)] = None,
 ) -> AlertPage:
     filters = AlertFilter(status=status, min_score=min_score, max_score=max_score, created_from=created_from,
                           created_to=created_to, merchant_id=merchant_id, assignee=assignee)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import AuditReaderDep, DeskDep
 from api.schemas import AuditPage
+from api.text import CleanText
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 def audit_log(
     who: AuditReaderDep,
     desk: DeskDep,
-    target: Annotated[str | None, Query(max_length=128, description="Only entries about this alert.")] = None,
+    target: Annotated[CleanText | None, Query(max_length=128, description="Only entries about this alert.")] = None,
     before_id: Annotated[int | None, Query(ge=1, le=2**62, description="Entries older than this id (paging).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:

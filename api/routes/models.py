@@ -13,6 +13,7 @@ from fastapi import Path as PathParam
 from api.deps import CtxDep, ModelReaderDep
 from api.errors import NotFound
 from api.schemas import DriftOut, ModelCard, ModelSummary
+from api.text import CleanText
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -56,7 +57,7 @@ def list_models(who: ModelReaderDep, ctx: CtxDep) -> list[ModelSummary]:
 
 
 @router.get("/{version}", response_model=ModelCard, summary="The model card: metrics, manifest, threshold")
-def get_model(version: Annotated[str, PathParam(max_length=128)], who: ModelReaderDep, ctx: CtxDep) -> ModelCard:
+def get_model(version: Annotated[CleanText, PathParam(max_length=128)], who: ModelReaderDep, ctx: CtxDep) -> ModelCard:
     from detection.bundle import MANIFEST_FILE, METRICS_FILE, THRESHOLD_FILE
 
     registry = _registry(ctx)

@@ -7,6 +7,7 @@ binary); each test gets its own database, so tests never see each other's alerts
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -91,8 +92,8 @@ class Desk:
         return results
 
 
-def _desk(settings: Settings) -> Iterator[Desk]:
-    app = create_app(settings, ApiSettings(session_secret="test-secret"))
+def _desk(settings: Settings, api: ApiSettings | None = None) -> Iterator[Desk]:
+    app = create_app(settings, api or ApiSettings(session_secret="test-secret"))
     with TestClient(app) as client:
         ctx = app.state.ctx
         keys = {role: ctx.keys.create(role, name=f"{role.value}-tester")[0] for role in Role}
@@ -102,6 +103,24 @@ def _desk(settings: Settings) -> Iterator[Desk]:
 @pytest.fixture
 def desk(tmp_path: Path, registry_dir: Path) -> Iterator[Desk]:
     yield from _desk(make_api_settings(tmp_path, registry_dir, f"sqlite:///{tmp_path / 'store.db'}"))
+
+
+@pytest.fixture
+def make_desk(tmp_path: Path, registry_dir: Path) -> Iterator[Callable[..., Desk]]:
+    """``make_desk(**api_overrides)``: a desk on its own SQLite file with those API settings."""
+    with ExitStack() as stack:
+        count = iter(range(1_000_000))
+
+        def make(**overrides: Any) -> Desk:
+            folder = tmp_path / f"desk-{next(count)}"
+            folder.mkdir()
+            settings = make_api_settings(folder, registry_dir, f"sqlite:///{folder / 'store.db'}")
+            desks = _desk(settings, ApiSettings(session_secret="test-secret", **overrides))
+            desk = next(desks)
+            stack.callback(lambda: next(desks, None))
+            return desk
+
+        yield make
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from api.migrate import current, upgrade
+from api.migrate import current, head, upgrade
 
-TABLES = {"scores", "alerts", "decisions", "alert_assignments", "audit_log", "api_keys", "shadow_scores", "drift_snapshots"}
+TABLES = {"scores", "alerts", "decisions", "alert_assignments", "audit_log", "api_keys", "shadow_scores", "drift_snapshots",
+          "page_sessions"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -22,7 +23,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
 def test_upgrade_creates_every_table_and_runs_twice(engine: sa.Engine) -> None:
     upgrade(engine)
     upgrade(engine)
-    assert current(engine) == "0002"
+    assert current(engine) == head()
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
 

@@ -95,7 +95,10 @@ def test_keys_are_stored_hashed(desk: Any) -> None:
 
 def test_a_session_cookie_does_not_open_the_json_api(desk: Any) -> None:
     """The REST API takes keys in headers only; the cookie is for pages (no CSRF on the API)."""
-    login = desk.client.post("/login", data={"key": desk.keys[INV]}, follow_redirects=False)
+    import re
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', desk.client.get("/login").text).group(1)  # type: ignore[union-attr]
+    login = desk.client.post("/login", data={"key": desk.keys[INV], "csrf": csrf}, follow_redirects=False)
     assert login.status_code == 303
     assert desk.client.get("/v1/alerts").status_code == 401
     desk.client.cookies.clear()
