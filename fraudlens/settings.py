@@ -62,11 +62,6 @@ class FeatureSettings(BaseModel):
         86_400.0, ge=0, description="Serving refuses (dead-letters, or a 422 from the API) a transaction older than its "
         "card's latest one by more than this; None: no limit.",
     )
-    max_lateness_s: float | None = Field(
-        86_400.0, ge=0, description="Serving refuses (dead-letters, or a 422 from the API) a transaction older than its "
-        "card's latest one by more than this; None: no limit.",
-    )
-
 
 
 class StateSettings(BaseModel):
@@ -104,8 +99,9 @@ class Settings(BaseSettings):
 
     work_dir: Path = Field(
         Path("runs"),
-        description="Where demo data, the model registry, the SQLite store and the narrative audit log go, "
-        "unless model.registry_dir, store.url or narrative.audit_log is set.",
+        description="Where demo data, the model registry, the SQLite store, the narrative audit log and the "
+        "stream's state checkpoints go, unless model.registry_dir, store.url, narrative.audit_log or "
+        "kafka.checkpoint_dir is set.",
     )
     features: FeatureSettings = FeatureSettings()
     state: StateSettings = StateSettings()
@@ -143,6 +139,8 @@ class Settings(BaseSettings):
             self.store = self.store.model_copy(update={"url": f"sqlite:///{(work / 'fraudlens.db').as_posix()}"})
         if "audit_log" not in self.narrative.model_fields_set:
             self.narrative = self.narrative.model_copy(update={"audit_log": work / "narratives.audit.jsonl"})
+        if "checkpoint_dir" not in self.kafka.model_fields_set:
+            self.kafka = self.kafka.model_copy(update={"checkpoint_dir": work / "state-checkpoints"})
         return self
 
     @classmethod

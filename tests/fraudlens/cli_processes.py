@@ -80,3 +80,18 @@ def listening_address(pid: int, port: int) -> str | None:
         if state == "0A" and int(hex_port, 16) == port and inode in inodes:  # 0A: LISTEN
             return ".".join(str(b) for b in reversed(bytes.fromhex(hex_ip)))
     return None
+
+
+def train_tiny_bundle(out: Path) -> Path:
+    """A real model bundle, trained small (a few seconds), saved under ``out``."""
+    from detection.training import train
+    from features.pipeline import FeaturePipeline
+    from features.simulator import simulate
+    from fraudlens.settings import ModelSettings
+
+    frame = simulate(300, 30, 3)
+    bundle = train(frame, train_start=frame["timestamp"].min().date(), train_end=frame["timestamp"].max().date(),
+                   pipeline=FeaturePipeline.from_settings(),
+                   settings=ModelSettings.model_validate({"max_rounds": 60, "early_stopping_rounds": 10}),
+                   data_hash="0" * 64, source="simulated")
+    return Path(bundle.save(out))

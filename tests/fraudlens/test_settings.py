@@ -88,6 +88,7 @@ def test_paths_follow_the_work_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings.model.registry_dir == tmp_path / "work" / "models"
     assert settings.store.url == f"sqlite:///{tmp_path / 'work' / 'fraudlens.db'}"
     assert settings.narrative.audit_log == tmp_path / "work" / "narratives.audit.jsonl"
+    assert settings.kafka.checkpoint_dir == tmp_path / "work" / "state-checkpoints"
     default = Settings(work_dir=Path("runs"))  # the default work dir keeps the old layout
     assert default.model.registry_dir == Path("runs/models")
     assert default.store.url == "sqlite:///runs/fraudlens.db"
@@ -100,7 +101,9 @@ def test_explicit_paths_win_over_the_work_dir(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("FRAUDLENS_MODEL__REGISTRY_DIR", str(tmp_path / "registry"))
     # Explicit even when equal to the default: the user chose it.
     monkeypatch.setenv("FRAUDLENS_STORE__URL", "sqlite:///runs/fraudlens.db")
+    monkeypatch.setenv("FRAUDLENS_KAFKA__CHECKPOINT_DIR", str(tmp_path / "ckpt"))
     settings = load_settings(config)
+    assert settings.kafka.checkpoint_dir == tmp_path / "ckpt"
     assert settings.model.registry_dir == tmp_path / "registry"
     assert settings.store.url == "sqlite:///runs/fraudlens.db"
     assert settings.narrative.audit_log == tmp_path / "file-audit.jsonl"
