@@ -20,6 +20,7 @@ import httpx
 from explain.backends.base import DecodingParams, Generation
 from explain.errors import NarrativeBackendError
 from explain.prompt import Prompt
+from explain.redaction import redact_url
 from explain.settings import NarrativeSettings
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class OpenAIBackend:
 
     @property
     def model_id(self) -> str:
-        return f"{self.model}@{self.base_url}"
+        # Recorded on every card (shown by the API): a password in the base URL stays out of it.
+        return f"{self.model}@{redact_url(self.base_url)}"
 
     def setup(self) -> None:
         if self._client is not None:

@@ -181,3 +181,10 @@ def test_redaction_import_respects_the_package_order() -> None:
          "print(sorted(m for m in sys.modules if m.split('.')[0] in {'api', 'streaming', 'fraudlens'}))"],
         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert done.stdout.strip() == "[]"
+
+
+def test_openai_backend_id_on_cards_masks_a_password_in_its_base_url() -> None:
+    from explain.backends.openai_compat import OpenAIBackend
+
+    backend = OpenAIBackend("https://svc:OpenaiKey-9043@llm.internal/v1", "m", api_key="OpenaiKey-9043")
+    assert backend.model_id == "m@https://svc:***@llm.internal/v1"
