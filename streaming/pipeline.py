@@ -299,7 +299,12 @@ def score_decoded(
     except Exception:  # noqa: BLE001 - find the record(s), below
         built = [_guarded(build, i, sources[i], "score record", outputs.dead, transient) for i in rows]
     alerted = [i for i in alerted if built[i] is not None]
-    for i, card in _alert_cards(cards or MinimalCards(), txs, sources, scored, alerted, outputs.dead, transient):
+    carded = _alert_cards(cards or MinimalCards(), txs, sources, scored, alerted, outputs.dead, transient)
+    if len(carded) < len(alerted):  # a dead-lettered card takes its score along
+        missing = set(alerted).difference(i for i, _ in carded)
+        for i in missing:
+            built[i] = None
+    for i, card in carded:
         score = built[i]
         assert score is not None
         try:
