@@ -116,13 +116,17 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string: let the handler report it as logging does
             return True
-        record.msg, record.args = redact(message, self.secrets), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
-            # The redacted text is the traceback from now on; the formatter must not render the original.
-            record.exc_info = None
+        # A record is changed only where it held a secret: other handlers (a test's log capture)
+        # keep its arguments and exception object otherwise.
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info or record.exc_text:
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+            clean = redact(text, self.secrets)
+            if clean != text:
+                # The masked text is the traceback from now on; no formatter may render the original.
+                record.exc_text, record.exc_info = clean, None
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self.secrets)
         for key, value in list(record.__dict__.items()):
