@@ -45,11 +45,15 @@ class StateStore(Protocol):
     def save_many(self, states: dict[str, Any], ttl_ms: int | None) -> None:
         """Write states; each expires ``ttl_ms`` after this write (None: never)."""
 
-    def snapshot(self) -> bytes:
-        """Every live state with its remaining TTL, as portable bytes."""
+    def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        """Every live state with its remaining TTL, as portable bytes (keys starting with one of
+        ``skip_prefixes`` left out: state that is rebuilt from elsewhere, such as labels)."""
 
     def restore(self, data: bytes) -> None:
         """Load a snapshot (keys in it replace existing ones)."""
+
+    def clear(self) -> None:
+        """Delete every state (a restore that must replace the whole state clears first)."""
 
     def evict(self, now_ms: int | None = None) -> int:
         """Drop expired entities now; returns how many (Redis expires keys itself: 0)."""
@@ -155,12 +159,12 @@ class MemoryStateStore:
         self._next_sweep = now + self._sweep_every_ms
         return len(expired)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
         now = self._clock()
         return encode_snapshot(
             (key, None if deadline is None else deadline - now, self._states[key])
             for key, deadline in self._deadlines.items()
-            if deadline is None or deadline > now
+            if (deadline is None or deadline > now) and not (skip_prefixes and key.startswith(skip_prefixes))
         )
 
     def restore(self, data: bytes) -> None:
@@ -214,11 +218,15 @@ class RoutedStateStore:
                 store.save_many({key: states[key] for key in group}, ttl_ms)
 
     # Snapshots cover the default store only: routed state is rebuilt from its source (the labels topic).
-    def snapshot(self) -> bytes:
-        return self.default.snapshot()
+    def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        return self.default.snapshot(skip_prefixes)
 
     def restore(self, data: bytes) -> None:
         self.default.restore(data)
+
+    def clear(self) -> None:
+        for store in self._stores:
+            store.clear()
 
     def evict(self, now_ms: int | None = None) -> int:
         return sum(store.evict(now_ms) for store in self._stores)
@@ -303,10 +311,15 @@ class RedisStateStore:
         if batch:
             yield batch
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
         entries: list[tuple[str, int | None, Any]] = []
         cut = len(self.key_prefix.encode())
+        skip = tuple(self.key_prefix.encode() + prefix.encode() for prefix in skip_prefixes)
         for names in self._keys():
+            if skip:
+                names = [name for name in names if not name.startswith(skip)]
+                if not names:
+                    continue
             pipe = self.client.pipeline(transaction=False)
             pipe.mget(names)
             for name in names:

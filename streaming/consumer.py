@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -44,8 +44,9 @@ from streaming.outputs import KafkaOutputs, PublishError, make_producer
 from streaming.pipeline import decode_batch, score_decoded
 from streaming.records import SourceRecord
 from streaming.retry import Backoff, Interrupted, retry
-from streaming.scoring import Scorer
+from streaming.scoring import Scorer, StatefulScorer
 from streaming.settings import KafkaSettings
+from streaming.state_sync import StateSync, state_sync_enabled, stored_sources
 from streaming.store import TRANSIENT_ERRORS, AlertStore
 from streaming.writer import DurableWriter, InFlight, WriterStopped
 
@@ -180,6 +181,11 @@ class StreamService:
         self._to_commit: dict[tuple[str, int], int] = {}
         self._committed_at = 0.0
         self._heap = HeapPolicy(every_s=settings.heap_freeze_every_s) if settings.heap_freeze_every_s > 0 else None
+        #: Feature state tied to the offsets (checkpoints, catch-up at assignment); None: not checkpointed.
+        self.state_sync: StateSync | None = None
+        if state_sync_enabled(settings, scorer):
+            sources = stored_sources(store) if settings.dedupe_against_store else None
+            self.state_sync = StateSync(settings, cast(StatefulScorer, scorer), sources)
         self.summary = RunSummary()
         #: Seconds spent per step of the loop (where the time goes; the benchmark reports it).
         self.timer = PhaseTimer()
@@ -241,7 +247,8 @@ class StreamService:
             self._consumer = consumer
             self._outputs = KafkaOutputs(producer, self.settings)
             self._writer = DurableWriter(self._make_durable, max_in_flight=self.settings.max_in_flight_batches)
-            if not self._start_labels():
+            # With state checkpoints, labels are learnt after the state is restored (at the first assignment).
+            if self.state_sync is None and not self._start_labels():
                 return self.summary
             if self._heap is not None:
                 self._heap.start()  # the model and the feature state are loaded: freeze them
@@ -254,6 +261,8 @@ class StreamService:
                         self._heap.tick()
                     self._learn_new_labels()
                     polled = self._poll(consumer)
+                    if not self._catch_up_state(consumer):
+                        break
                     if not polled:
                         if self._idle_for(idle_exit_s):
                             break
@@ -263,11 +272,16 @@ class StreamService:
                     if first_record is None:
                         first_record = self._active_at
                     self._process(polled)
+                    if self.state_sync is not None:
+                        with self.timer("checkpoint"):
+                            self.state_sync.maybe_checkpoint()
                     if max_records is not None and self._submitted >= max_records:
                         break
                 # Stopping: everything submitted becomes durable and committed before we leave.
                 self._writer.drain()
                 self._commit_completed(force=True)
+                if self.state_sync is not None and not self.state_sync.pending:
+                    self.state_sync.checkpoint()  # the next start restores it with no gap to replay
             except (Interrupted, WriterStopped) as exc:
                 # Uncommitted batches are redelivered after restart: nothing lost.
                 reason = exc.__cause__ if isinstance(exc, WriterStopped) and exc.__cause__ is not None else exc
@@ -319,6 +333,20 @@ class StreamService:
         log.info("labels learnt", extra={"labels": len(events), "rejected": feed.rejected,
                                          "topic": self.settings.labels_topic})
         return True
+
+    def _catch_up_state(self, consumer: Any) -> bool:
+        """Before a newly assigned partition's first record is scored: its feature state up to the
+        committed offset (the first time: restore the checkpoint, learn the labels, replay the gap).
+        False: stopped meanwhile."""
+        sync = self.state_sync
+        if sync is None or not sync.pending:
+            return True
+        try:
+            with self.timer("state catch-up"):
+                return bool(self._retry(lambda: sync.catch_up(consumer, self._start_labels), "state catch-up",
+                                        (*self._kafka_errors, *TRANSIENT_ERRORS, *_scoring_transient())))
+        except Interrupted:
+            return False
 
     def _learn_new_labels(self) -> None:
         if self._labels is None:
@@ -392,12 +420,20 @@ class StreamService:
             ids = [tx.transaction_id for tx in decoded.transactions]
             with timer("store read"):
                 done = self._retry(lambda: self.store.scored_fingerprints(ids), "store read", TRANSIENT_ERRORS)
+            replayed = self.state_sync.replays(decoded, set(done)) if self.state_sync is not None and done else []
             # A scored id with the same content is skipped (a replay); with other content, dead-lettered.
             decoded, _same = decoded.split_replayed(done)
+            if replayed:  # scored before a crash, not committed: no outputs again, but their state update
+                sync = self.state_sync
+                assert sync is not None
+                with timer("score"):
+                    self._retry(lambda: sync.scorer.update_state(replayed), "score", _scoring_transient())
         transient = _scoring_transient()
         with timer("score"):
             batch = self._retry(lambda: score_decoded(decoded, self.scorer, received_at=received_at,
                                                       cards=self._cards, transient=transient), "score", transient)
+        if self.state_sync is not None:
+            self.state_sync.observed(records)
         with timer("send"):
             futures = self._retry(lambda: outputs.send(batch), "publish", self._kafka_errors)
         with timer("queue wait"):
@@ -487,6 +523,8 @@ class StreamService:
                 consumer.commit(offsets=offsets, timeout_ms=self._sync_call_timeout_ms)
             except CommitFailedError:
                 return False  # final, not transient: the partitions belong to someone else now
+            if self.state_sync is not None:
+                self.state_sync.committed_offsets(positions)
             return True
 
         if not self._retry(attempt, "commit", self._kafka_errors):
@@ -503,6 +541,8 @@ class StreamService:
         partition that moved to another consumer meanwhile is left to its new owner.
         """
         if not isinstance(response, BaseException):
+            if self.state_sync is not None:
+                self.state_sync.committed_offsets({(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()})
             return
         self._count_retry("commit")
         log.warning("offset commit failed; it goes again with the next one",
@@ -576,4 +616,8 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.service._active_at = time.monotonic()
+        if self.service.state_sync is not None:
+            # Caught up on the poll thread after this poll returns, before any record is scored
+            # (kafka-python logs and swallows what a listener raises).
+            self.service.state_sync.assigned(assigned)
         log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from features.schema import Transaction
+from features.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,24 @@ class Scorer(Protocol):
     def model_version(self) -> str: ...
 
     def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch: ...
+
+
+@runtime_checkable
+class StatefulScorer(Protocol):
+    """A scorer whose scores depend on per-entity feature state; the service checkpoints that state
+    with the offsets it covers and rebuilds it after a restart (:mod:`streaming.state_sync`)."""
+
+    @property
+    def feature_state(self) -> StateStore: ...
+
+    @property
+    def label_state_prefixes(self) -> tuple[str, ...]:
+        """Keys whose state comes from the labels topic only: left out of checkpoints and learnt again."""
+        ...
+
+    def update_state(self, txs: Sequence[Transaction]) -> None:
+        """Apply transactions to the state exactly as scoring them would, without scoring them."""
+        ...
 
 
 class RuleScorer:
@@ -159,6 +178,21 @@ class ModelScorer:
     def learn_labels(self, events: Sequence[Any]) -> None:
         """Fold labels into the feature state (the stream calls this before scoring a batch)."""
         self.online.learn_labels(events)
+
+    @property
+    def feature_state(self) -> StateStore:
+        return self.online.store
+
+    @property
+    def label_state_prefixes(self) -> tuple[str, ...]:
+        families = self.online.pipeline.families
+        entities = {fam.entity for fam in families} - {"none"}
+        return tuple(sorted(entity + ":" for entity in entities
+                            if all(fam.uses_labels for fam in families if fam.entity == entity)))
+
+    def update_state(self, txs: Sequence[Transaction]) -> None:
+        # The features' own state update; the drift monitor and the model never see replays.
+        self.online.transform_rows(list(txs))  # a refused event (late) leaves no trace, as when scored
 
     def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
         # Refused rows (late, or a feature family raised on them) leave the batch here; the

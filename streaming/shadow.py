@@ -72,6 +72,18 @@ class ShadowScorer:
         """The online features are the champion's (the challenger reads the same rows)."""
         self.champion.learn_labels(events)
 
+    # Feature state (checkpoints, replays) is the champion's too: see streaming.state_sync.
+    @property
+    def feature_state(self) -> Any:
+        return self.champion.feature_state
+
+    @property
+    def label_state_prefixes(self) -> tuple[str, ...]:
+        return self.champion.label_state_prefixes
+
+    def update_state(self, txs: Sequence[Transaction]) -> None:
+        self.champion.update_state(txs)
+
     def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
         scored = self.champion.score_batch(txs)
         if scored.features is None:  # a ModelScorer always returns them; guard the protocol anyway

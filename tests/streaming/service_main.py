@@ -1,7 +1,9 @@
-"""One scoring process with the rule scorer: the subject of the kill -9 and SIGTERM tests.
+"""One scoring process: the subject of the kill -9 and SIGTERM tests.
 
 Runs :func:`streaming.service.serve`, the same wiring as ``fraudlens stream``, so
-the process killed in the tests is the process that ships (only the scorer differs).
+the process killed in the tests is the process that ships (only the scorer differs):
+the rule scorer by default, the per-card counting scorer with ``--redis``, or a real
+model bundle with ``--model`` (feature state in memory, or in Redis with ``--state``).
 
     python tests/streaming/service_main.py --kafka '<KafkaSettings JSON>' --store sqlite:///x.db
 """
@@ -13,10 +15,12 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from features.schema import Transaction
+from features.state import StateStore
 from streaming.logs import use_json_logs
 from streaming.scoring import RuleScorer, ScoredBatch, Scorer
 from streaming.service import serve
@@ -32,16 +36,32 @@ class CardCountScorer:
     of a card must see n = k - 1, whichever process scored it.
     """
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+    @classmethod
+    def in_redis(cls, redis_url: str, prefix: str) -> CardCountScorer:
         from features.state import RedisStateStore
 
-        self.state = RedisStateStore(redis_url, prefix).setup()
+        return cls(RedisStateStore(redis_url, prefix).setup())
 
     @property
     def model_version(self) -> str:
         return "card-count-v1"
 
-    def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
+    # streaming.scoring.StatefulScorer: the service checkpoints this state with the offsets.
+    @property
+    def feature_state(self) -> StateStore:
+        return self.state
+
+    @property
+    def label_state_prefixes(self) -> tuple[str, ...]:
+        return ()
+
+    def update_state(self, txs: Sequence[Transaction]) -> None:
+        self._count(txs)
+
+    def _count(self, txs: Sequence[Transaction]) -> list[int]:
         keys = list(dict.fromkeys(tx.card_id for tx in txs))
         states = self.state.load_many(keys)
         counts = []
@@ -50,7 +70,10 @@ class CardCountScorer:
             counts.append(state["n"])
             state["n"] += 1
         self.state.save_many(states, None)
-        n = np.asarray(counts, dtype=np.float64)
+        return counts
+
+    def score_batch(self, txs: Sequence[Transaction]) -> ScoredBatch:
+        n = np.asarray(self._count(txs), dtype=np.float64)
         scores = n / (n + 1.0)
         return ScoredBatch(scores=scores, alerts=np.zeros(len(txs), dtype=bool), threshold=1.0,
                            model_version=self.model_version)
@@ -62,12 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="store URL")
     parser.add_argument("--idle-exit", type=float, default=None)
     parser.add_argument("--redis", default=None, help="REDIS_URL PREFIX: use the stateful card-count scorer")
+    parser.add_argument("--model", default=None, help="model bundle directory: a real ModelScorer")
+    parser.add_argument("--state", default="memory", help="the model's feature state: memory, or 'redis URL PREFIX'")
     args = parser.parse_args(argv)
     use_json_logs()
     scorer: Scorer = RuleScorer()
     if args.redis:
         url, prefix = args.redis.split(" ", 1)
-        scorer = CardCountScorer(url, prefix)
+        scorer = CardCountScorer.in_redis(url, prefix)
+    elif args.model:
+        from fraudlens.settings import StateSettings
+        from streaming.scoring import ModelScorer
+
+        state = StateSettings()
+        if args.state != "memory":
+            _, url, prefix = args.state.split(" ", 2)
+            state = StateSettings(backend="redis", redis_url=url, key_prefix=prefix)
+        scorer = ModelScorer.load(Path(args.model), state, explain=False)
     summary = serve(KafkaSettings.model_validate_json(args.kafka), StoreSettings(url=args.store), scorer,
                     idle_exit_s=args.idle_exit)
     print(json.dumps({"summary": dataclasses.asdict(summary)}), flush=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from streaming.broker import ensure_topics, free_port
@@ -22,6 +24,8 @@ def stream_settings(bootstrap: str, partitions: int = 4, **overrides: Any) -> Ka
         # Short group timeouts: a join waits about one session timeout on this broker.
         "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "batch_size": 500,
         "retry_backoff_s": 0.1, "retry_backoff_max_s": 1.0,
+        # Feature-state checkpoints of a stateful scorer go to a directory of the test's own, not runs/.
+        "checkpoint_dir": Path(tempfile.gettempdir()) / "fraudlens-test-checkpoints" / run,
     }
     settings = KafkaSettings(
         bootstrap=bootstrap, transactions_topic=f"tx-{run}", scores_topic=f"scores-{run}",

@@ -1,0 +1,129 @@
+"""Feature-state checkpoints: atomic files, which one a restart may use, and the state they carry.
+
+The service-level proof (kill -9 at three points, every score equal to an uninterrupted
+run's) is tests/streaming/test_stream_state_recovery.py; these pin the parts it relies on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.pipeline import FeaturePipeline
+from features.schema import Transaction, iter_transactions
+from features.simulator import simulate
+from features.state import MemoryStateStore, RedisStateStore, RoutedStateStore, StateStore
+from streaming.checkpoint import CheckpointDir, CheckpointError, _read_header
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[Transaction]:
+    frame = simulate(200, 20, 5).sort_values("timestamp", kind="stable")
+    return list(iter_transactions(frame.iloc[:4000]))
+
+
+def test_a_checkpoint_is_usable_only_once_the_committed_offsets_reach_it(tmp_path: Path) -> None:
+    directory = CheckpointDir(tmp_path / "ckpt")
+    first = directory.write({("tx", 0): 100, ("tx", 1): 50}, b"state-1")
+    second = directory.write({("tx", 0): 200, ("tx", 1): 80}, b"state-2")
+
+    assert directory.usable({("tx", 0): 99, ("tx", 1): 50}) is None
+    assert directory.usable({("tx", 0): 150, ("tx", 1): 90}) == first
+    assert directory.usable({("tx", 0): 200, ("tx", 1): 80}) == second
+    # A partition the committed offsets do not name has committed nothing: not covered.
+    assert directory.usable({("tx", 0): 500}) is None
+    assert second.state() == b"state-2" and first.state() == b"state-1"
+    assert [c.sequence for c in directory.list()] == [1, 2]
+    assert not list(directory.path.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_prune_keeps_the_newest_covered_checkpoint_and_a_few_newer(tmp_path: Path) -> None:
+    directory = CheckpointDir(tmp_path, keep=2)
+    for offset in (10, 20, 30, 40, 50, 60):
+        directory.write({("tx", 0): offset}, b"s")
+    assert directory.prune({("tx", 0): 25}) == 3  # 10 (older than 20) and 30, 40 (beyond keep=2 newer)
+    assert [c.offsets[("tx", 0)] for c in directory.list()] == [20, 50, 60]
+    # Nothing known to be covered: all are "newer", and only the newest ``keep`` stay.
+    assert directory.prune({}) == 1
+    assert [c.offsets[("tx", 0)] for c in directory.list()] == [50, 60]
+
+
+def test_an_unreadable_checkpoint_is_skipped_and_named_when_read(tmp_path: Path) -> None:
+    directory = CheckpointDir(tmp_path)
+    good = directory.write({("tx", 0): 5}, b"s")
+    bad = tmp_path / "ckpt-000000000009.flc"
+    bad.write_bytes(b"garbage")
+    assert directory.usable({("tx", 0): 100}) == good
+    with pytest.raises(CheckpointError, match="ckpt-000000000009.flc"):
+        _read_header(bad)
+    with pytest.raises(ValueError, match="keep must be at least 1"):
+        CheckpointDir(tmp_path, keep=0)
+
+
+def test_features_do_not_depend_on_batch_boundaries(stream: list[Transaction]) -> None:
+    # The gap replay after a restart cuts the stream into other batches than the crashed run did.
+    pipeline = FeaturePipeline.from_settings()
+    online = pipeline.online(MemoryStateStore())
+    one_by_one = np.vstack([online.transform_one(tx) for tx in stream])
+    for size in (1, 7, 500, len(stream)):
+        chunked = pipeline.online(MemoryStateStore())
+        rows = np.vstack([chunked.transform_batch(stream[i : i + size]) for i in range(0, len(stream), size)])
+        np.testing.assert_array_equal(rows, one_by_one, err_msg=f"batches of {size}")
+
+
+def _continue_after_restore(source: StateStore, target: StateStore, stream: list[Transaction]) -> None:
+    pipeline = FeaturePipeline.from_settings()
+    half = len(stream) // 2
+    uninterrupted = pipeline.online(MemoryStateStore())
+    expected = uninterrupted.transform_batch(stream)
+    first = pipeline.online(source)
+    head = first.transform_batch(stream[:half])
+    snapshot = source.snapshot()
+    first.transform_batch(stream[half : half + 300])  # work after the checkpoint, lost with the crash
+    target.clear()
+    target.restore(snapshot)
+    tail = pipeline.online(target).transform_batch(stream[half:])
+    np.testing.assert_allclose(np.vstack([head, tail]), expected, rtol=0, atol=1e-12)
+
+
+def test_a_restored_memory_snapshot_continues_exactly_as_an_uninterrupted_run(stream: list[Transaction]) -> None:
+    store = MemoryStateStore()
+    _continue_after_restore(store, store, stream)
+
+
+def test_a_restored_redis_snapshot_continues_exactly_and_drops_later_keys(
+    stream: list[Transaction], redis_url: str
+) -> None:
+    prefix = f"fl-test-ckpt:{uuid.uuid4().hex[:8]}:"
+    store = RedisStateStore(redis_url, prefix).setup()
+    try:
+        _continue_after_restore(store, store, stream)
+    finally:
+        store.clear()
+        store.close()
+
+
+def test_snapshots_leave_out_the_prefixes_rebuilt_elsewhere(redis_url: str) -> None:
+    memory = MemoryStateStore()
+    memory.save_many({"card:c1": {"n": 1}, "merchant:m1": {"k": [1]}}, ttl_ms=None)
+    copy = MemoryStateStore()
+    copy.restore(memory.snapshot(("merchant:",)))
+    assert copy.load_many(["card:c1", "merchant:m1"]) == {"card:c1": {"n": 1}}
+
+    redis = RedisStateStore(redis_url, f"fl-test-ckpt:{uuid.uuid4().hex[:8]}:")
+    try:
+        redis.save_many({"card:c1": {"n": 1}, "merchant:m1": {"k": [1]}}, ttl_ms=60_000)
+        copy = MemoryStateStore()
+        copy.restore(redis.snapshot(("merchant:",)))
+        assert copy.load_many(["card:c1", "merchant:m1"]) == {"card:c1": {"n": 1}}
+    finally:
+        redis.clear()
+        redis.close()
+
+    routed = RoutedStateStore(MemoryStateStore(), {"merchant:": MemoryStateStore()})
+    routed.save_many({"card:c1": {"n": 1}, "merchant:m1": {"k": [1]}}, ttl_ms=None)
+    routed.clear()
+    assert routed.load_many(["card:c1", "merchant:m1"]) == {}
