@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from explain.redaction import install_log_redaction, secret_values
-from fraudlens.commands._common import EXIT_USAGE, USER_ERRORS, error_line, remember_secrets
+from fraudlens.commands._common import EXIT_USAGE, error_line, is_user_error, remember_secrets
 from fraudlens.settings import Settings, load_settings
 
 
@@ -31,7 +31,9 @@ class _Cli(typer.Typer):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except Exception as exc:
+            if not is_user_error(exc):
+                raise
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             print(error_line(exc), file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None

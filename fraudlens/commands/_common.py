@@ -29,9 +29,27 @@ def remember_secrets(values: set[str]) -> None:
     _Secrets.values |= values
 
 
+def _store_unreachable(exc: BaseException) -> bool:
+    # SQLAlchemy is looked up, not imported: `fraudlens --help` stays instant, and an error of
+    # its kind can only exist once a command has imported it.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.OperationalError)
+
+
+def is_user_error(exc: BaseException, also: tuple[type[BaseException], ...] = ()) -> bool:
+    """A person's mistake (one line, exit 2) rather than a bug (a traceback)."""
+    return isinstance(exc, (*USER_ERRORS, *also)) or _store_unreachable(exc)
+
+
 def error_line(exc: BaseException) -> str:
     """``error: <message>`` on one line, with every URL credential and configured secret masked."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    if _store_unreachable(exc):
+        # The driver's words (connection refused, authentication failed), not SQLAlchemy's SQL and help link;
+        # the alert store is the only SQL database the commands use.
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        text = f"the alert store (store.url, FRAUDLENS_STORE__URL) failed: {reason}"
+    else:
+        text = " ".join(str(exc).split()) or type(exc).__name__
     return f"error: {redact(text, _Secrets.values)}"
 
 
@@ -40,14 +58,16 @@ def user_errors(*also: type[BaseException]) -> Iterator[None]:
     """Print errors a person can act on as one stderr line and exit 2.
 
     Caught: ``ValueError`` (SchemaError, ColumnMappingError, BundleError, SettingsError…),
-    ``OSError`` (missing files, unreachable servers) and the command's own ``also`` types.
+    ``OSError`` (missing files, unreachable servers), SQLAlchemy's ``OperationalError`` (the
+    alert store unreachable) and the command's own ``also`` types.
     Anything else is a bug and keeps its traceback. The CLI's entry point applies the same
     rule to errors raised outside a command's own block (settings read on first use).
     """
-    caught: tuple[type[BaseException], ...] = (*USER_ERRORS, *also)
     try:
         yield
-    except caught as exc:
+    except Exception as exc:
+        if not is_user_error(exc, also):
+            raise
         log.debug("command failed", exc_info=True)
         typer.echo(error_line(exc), err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -69,3 +69,10 @@ def test_serve_with_the_store_unreachable_is_one_line(tmp_path: Path) -> None:
     line = assert_one_error_line(done, "FRAUDLENS_STORE__URL", "cannot reach the alert store", "Connection refused")
     assert "hunter2pw" not in done.stderr + done.stdout
     assert "fraud:***@127.0.0.1" in line
+
+
+def test_any_command_with_the_store_unreachable_is_one_line(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://fraud:hunter2pw@127.0.0.1:{free_port()}/fraudlens"
+    done = run_cli(cli_env(tmp_path, FRAUDLENS_STORE__URL=url), "narrate", "--once", "--backend", "template")
+    assert_one_error_line(done, "FRAUDLENS_STORE__URL", "Connection refused")
+    assert "hunter2pw" not in done.stderr + done.stdout
