@@ -1,20 +1,24 @@
 """The safety net against the real broker: a record that a step raises on goes to the DLQ with the
-exception, the records around it are scored, the offsets move past it, a restart never sees it again."""
+exception, the records around it are scored, the offsets move past it, a restart never sees it again;
+a record much older than its card's state is dead-lettered without touching that state."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from stream_processes import committed
+import sqlalchemy as sa
+from stream_processes import committed, stream_settings
 
 from detection.bundle import ModelBundle
 from features.families import Geo, default_families
 from features.pipeline import FeaturePipeline
 from features.schema import Transaction
 from features.state import MemoryStateStore
+from fraudlens.settings import StateSettings
 from streaming.alerts import MinimalCards
 from streaming.consumer import StreamService
 from streaming.records import HEADER_ERROR_CLASS, HEADER_ERROR_MESSAGE, HEADER_REASON
@@ -117,3 +121,37 @@ def test_records_whose_card_or_output_cannot_be_built_are_dead_lettered(
     assert output[HEADER_ERROR_CLASS] == b"TypeError"
     assert committed(kafka_settings.bootstrap, kafka_settings.group_id) == len(records)
     store.close()
+
+
+def test_a_late_record_is_dead_lettered_and_the_card_scores_as_if_it_was_never_sent(
+    broker: Any, kafka_settings: KafkaSettings, tmp_path: Any, kafka_io: Any, stream_model: Any,
+) -> None:
+    latest = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
+
+    def payment(tx_id: str, when: datetime, amount: float) -> dict[str, Any]:
+        return {"transaction_id": tx_id, "timestamp": when.isoformat().replace("+00:00", "Z"),
+                "card_id": "4000999988887777", "merchant_id": "m-0001", "amount": amount, "currency": "EUR"}
+
+    past = [payment(f"hist-{i}", latest - timedelta(hours=4 * (5 - i)), 30.0 + 5 * i) for i in range(6)]
+    late = payment("late-1", latest - timedelta(days=3), 900.0)
+    normal = payment("normal-1", latest + timedelta(minutes=3), 480.0)
+
+    def score_of_normal(settings: KafkaSettings, records: list[dict[str, Any]], name: str) -> float:
+        kafka_io.produce(settings.transactions_topic, kafka_io.encode(records))
+        store = SqlAlertStore(StoreSettings(url=f"sqlite:///{tmp_path / name}.db"))
+        store.setup()
+        scorer = ModelScorer.load(stream_model, StateSettings(), explain=False)
+        StreamService(settings, scorer, store).run(max_records=len(records), idle_exit_s=30)
+        with store.engine.connect() as conn:
+            value = conn.execute(sa.text("SELECT score FROM scores WHERE transaction_id = 'normal-1'")).scalar_one()
+        store.close()
+        return float(value)
+
+    with_late = score_of_normal(kafka_settings, [*past, late, normal], "with-late")
+    control = score_of_normal(stream_settings(broker.bootstrap), [*past, normal], "control")
+
+    assert with_late == control
+    dead = dlq_by_id(kafka_io, kafka_settings)
+    assert set(dead) == {"late-1"}
+    assert dict(dead["late-1"].headers)[HEADER_REASON] == (
+        b"older than the card's latest transaction by more than 1 day")
