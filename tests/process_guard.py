@@ -192,6 +192,21 @@ def stop_process_tree(process: subprocess.Popen[Any], timeout_s: float = 5.0) ->
     process.wait()
 
 
+def stop_processes(infos: Sequence[ProcessInfo], timeout_s: float = 5.0) -> None:
+    """SIGTERM those of ``infos`` still running, up to ``timeout_s`` for them to exit, then SIGKILL.
+
+    For processes seen earlier (``descendants(pid, process_table())`` taken before their parent
+    was stopped): an orphan can no longer be found from its parent.
+    """
+    left = _alive(infos, process_table())
+    _signal(left, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = _alive(left, process_table())
+    _signal(left, signal.SIGKILL)
+
+
 def run_process(command: Sequence[str], *, timeout_s: float, **popen: Any) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(command, capture_output=True, text=True)`` that, on a timeout or any other
     way out, also stops what the command started (``subprocess.run`` kills only the command)."""
@@ -258,13 +273,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         left = _alive(left, process_table())
     if not left:
         return
-    _signal(left, signal.SIGTERM)
-    deadline = time.monotonic() + 5.0
-    survivors = left
-    while survivors and time.monotonic() < deadline:
-        time.sleep(0.1)
-        survivors = _alive(survivors, process_table())
-    _signal(survivors, signal.SIGKILL)
+    stop_processes(left)
     state.leftovers = [_describe(info, state.tests) for info in left]
     if session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

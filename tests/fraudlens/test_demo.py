@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from process_guard import run_process
 from sqlalchemy import create_engine, text
 
 
@@ -26,7 +26,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     }
     command = [sys.executable, "-m", "fraudlens", "demo", "--cards", "200", "--days", "45", "--test-days", "7",
                "--narratives", "2", "--no-serve"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    # run_process, not subprocess.run: on a timeout it also stops the broker the demo started.
+    done = run_process(command, env=env, timeout_s=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     card = json.loads(done.stdout)
@@ -55,10 +56,10 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     # and a second pass finds nothing left (no alert is narrated twice).
     worker_env = {**env, "FRAUDLENS_STORE__URL": f"sqlite:///{tmp_path / 'demo' / 'fraudlens.db'}"}
     narrate = [sys.executable, "-m", "fraudlens", "narrate", "--once", "--limit", "10000"]
-    first = subprocess.run(narrate, env=worker_env, capture_output=True, text=True, timeout=300, check=False)
+    first = run_process(narrate, env=worker_env, timeout_s=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert f"{max(n_alerts - 2, 0)} narrated (template)" in first.stderr
-    second = subprocess.run(narrate, env=worker_env, capture_output=True, text=True, timeout=300, check=False)
+    second = run_process(narrate, env=worker_env, timeout_s=300)
     assert second.returncode == 0 and "0 narrated (template)" in second.stderr
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert sorted(entry["transaction_id"] for entry in audit) == sorted(

@@ -96,8 +96,12 @@ def test_broker_cut_for_10_s_mid_stream_recovers_and_loses_nothing(
     # (bootstrap and partition leader alike) goes through the proxy we cut.
     proxy_port, broker_port = free_port(), free_port()
     proxy = TcpProxy(proxy_port, ("127.0.0.1", broker_port)).start()
-    broker = EmbeddedBroker(BrokerSettings(port=broker_port), log_path=tmp_path / "broker.log",
-                            advertised_port=proxy_port).start()
+    try:
+        broker = EmbeddedBroker(BrokerSettings(port=broker_port), log_path=tmp_path / "broker.log",
+                                advertised_port=proxy_port).start()
+    except BaseException:
+        proxy.cut()
+        raise
     try:
         settings = stream_settings(broker.bootstrap, batch_size=200)
         n = 20_000
@@ -111,7 +115,7 @@ def test_broker_cut_for_10_s_mid_stream_recovers_and_loses_nothing(
         wait_for(lambda: count_scores(store) >= n * 0.2, 120, "the service to score 20%")
         proxy.cut()
         at_cut = count_scores(store)
-        time.sleep(10)
+        time.sleep(10)  # the outage itself, held for its length: paces the fault, waits on nothing
         during = count_scores(store)
         proxy.restore()
         wait_for(lambda: count_scores(store) >= n, 240, "the service to recover and score everything")
@@ -159,11 +163,14 @@ def test_service_started_before_the_broker_waits_and_then_scores(
     service = StreamService(settings, RuleScorer(), store)
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
-    time.sleep(3)  # nothing listens yet: the service must wait, not crash
-    assert thread.is_alive()
-    topics = [settings.transactions_topic, settings.scores_topic, settings.alerts_topic, settings.dlq_topic]
-    broker = EmbeddedBroker(BrokerSettings(port=port), topics=topics, log_path=tmp_path / "broker.log").start()
+    broker: EmbeddedBroker | None = None
     try:
+        # Nothing listens yet: the service must wait, not crash. The sleep is the length of the
+        # outage (the client retries inside kafka-python, with nothing of ours to wait on).
+        time.sleep(3)
+        assert thread.is_alive()
+        topics = [settings.transactions_topic, settings.scores_topic, settings.alerts_topic, settings.dlq_topic]
+        broker = EmbeddedBroker(BrokerSettings(port=port), topics=topics, log_path=tmp_path / "broker.log").start()
         records = transactions(2000, seed=13)
         io = make_kafka_io(settings.bootstrap)
         io.produce(settings.transactions_topic, io.encode(records))
@@ -174,5 +181,7 @@ def test_service_started_before_the_broker_waits_and_then_scores(
         assert store.count_scores() == len(records)
     finally:
         service.stop()
-        broker.stop()
+        thread.join(30)
+        if broker is not None:
+            broker.stop()
         store.close()

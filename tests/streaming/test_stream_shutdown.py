@@ -26,13 +26,16 @@ def test_a_stop_that_does_not_finish_in_time_dumps_every_stack_and_exits_75(tmp_
     stuck = threading.Event()
     blocker = threading.Thread(target=stuck.wait, name="stuck-in-flush", daemon=True)
     blocker.start()
-    with open(tmp_path / "stderr.txt", "w+") as stderr:  # a real file: faulthandler writes to its descriptor
-        ShutdownWatchdog(stop, 0.2, exit_process=exited, stacks_to=stderr).start()
-        stop.set()
-        assert exited.called.wait(10), "the watchdog did not fire after the stop"
-        stderr.seek(0)
-        stacks = stderr.read()
-    stuck.set()
+    try:
+        with open(tmp_path / "stderr.txt", "w+") as stderr:  # a real file: faulthandler writes to its descriptor
+            ShutdownWatchdog(stop, 0.2, exit_process=exited, stacks_to=stderr).start()
+            stop.set()
+            assert exited.called.wait(10), "the watchdog did not fire after the stop"
+            stderr.seek(0)
+            stacks = stderr.read()
+    finally:
+        stuck.set()  # the blocked thread ends, pass or fail
+        blocker.join(10)
     assert exited.statuses == [EXIT_UNFINISHED] == [75]
     assert "most recent call first" in stacks  # faulthandler's format, one block per thread
     assert stacks.count("Thread 0x") >= 2  # the blocked thread is in the dump, not only the watchdog's
