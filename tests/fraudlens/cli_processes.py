@@ -28,11 +28,11 @@ def run_cli(env: Mapping[str, str], *args: str, timeout: float = 120) -> subproc
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def start_cli(env: Mapping[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_cli(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO) -> subprocess.Popen[bytes]:
     """A long-running command (serve, stream); stdout and stderr go to ``log``."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "fraudlens", *args], env=dict(env), cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "fraudlens", *args], env={**env, "PYTHONPATH": str(REPO)},
+                                cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
