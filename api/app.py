@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import metrics_access
+from api.auth import BEARER
 from api.context import AppContext
 from api.errors import install_handlers
 from api.limits import BodyLimitMiddleware
@@ -61,7 +60,7 @@ def create_app(settings: Any, api_settings: ApiSettings | None = None, *, load_m
     for router in (score.router, alerts.router, models.router, audit.router, health.router, pages.router):
         app.include_router(router)
     if api.metrics_key is not None:
-        _guard_metrics(app)
+        _declare_metrics_key(app)
     app.mount(STATIC_PREFIX.rstrip("/"), StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: the access log sees every answer, the security headers go on the 413s too.
@@ -73,11 +72,15 @@ def create_app(settings: Any, api_settings: ApiSettings | None = None, *, load_m
     return app
 
 
-def _guard_metrics(app: FastAPI) -> None:
-    """Put GET /metrics behind :func:`api.auth.metrics_access` (and say so in the OpenAPI document)."""
-    for i, route in enumerate(app.router.routes):
-        if isinstance(route, APIRoute) and route.path == "/metrics":
-            app.router.routes[i] = APIRoute(
-                route.path, route.endpoint, methods=sorted(route.methods or ()), response_class=route.response_class,
-                summary=route.summary, tags=list(route.tags), dependencies=[*route.dependencies,
-                                                                            Depends(metrics_access)])
+def _declare_metrics_key(app: FastAPI) -> None:
+    """Say in the OpenAPI document that GET /metrics takes a bearer key (api.metrics_key is set)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        operation = document.get("paths", {}).get("/metrics", {}).get("get")
+        if operation is not None:
+            operation["security"] = [{BEARER.scheme_name: []}]
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -117,9 +117,11 @@ def require(*roles: Role, cookie: bool = False) -> Callable[..., Awaitable[Princ
     return dependency
 
 
-async def metrics_access(request: Request, _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
-                         ) -> None:
-    """Guards GET /metrics when ``api.metrics_key`` is set: that key, or an admin API key, as a bearer token."""
+async def metrics_access(request: Request) -> None:
+    """Guards GET /metrics when ``api.metrics_key`` is set: that key, or an admin API key, as a bearer token.
+
+    No ``Security`` parameter: /metrics is public by default, and ``create_app`` declares the
+    scheme on it in the OpenAPI document only when the key is set."""
     ctx: AppContext = request.app.state.ctx
     if ctx.api.metrics_key is None:
         return

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from api.alerts import AlertDesk
-from api.auth import require
+from api.auth import metrics_access, require
 from api.context import AppContext
 from api.keys import Principal, Role
 from api.text import CleanText
@@ -32,6 +32,9 @@ AlertReaderDep = Annotated[Principal, Depends(require(Role.INVESTIGATOR, Role.VA
 InvestigatorDep = Annotated[Principal, Depends(require(Role.INVESTIGATOR))]
 ModelReaderDep = Annotated[Principal, Depends(require(Role.VALIDATOR))]
 AuditReaderDep = Annotated[Principal, Depends(require(Role.VALIDATOR))]
+
+#: Nothing when /metrics is public; else the metrics key or an admin key (api.metrics_key).
+MetricsAccessDep = Annotated[None, Depends(metrics_access)]
 
 PageReaderDep = Annotated[Principal, Depends(require(Role.INVESTIGATOR, Role.VALIDATOR, cookie=True))]
 PageInvestigatorDep = Annotated[Principal, Depends(require(Role.INVESTIGATOR, cookie=True))]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import CtxDep
+from api.deps import CtxDep, MetricsAccessDep
 from api.schemas import Health, Readiness
 from explain.redaction import redact, secret_values
 
@@ -32,5 +32,5 @@ def readyz(ctx: CtxDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(ctx: CtxDep) -> Response:
+def metrics(ctx: CtxDep, _access: MetricsAccessDep) -> Response:
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

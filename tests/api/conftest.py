@@ -145,7 +145,7 @@ def record_factory(sample_records: list[dict[str, Any]]) -> Callable[..., dict[s
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def any_desk(request: pytest.FixtureRequest) -> Desk:
     """The same test on the embedded SQLite file and on the real PostgreSQL server."""
-    return request.getfixturevalue("desk" if request.param == "sqlite" else "pg_desk")  # type: ignore[no-any-return]
+    return request.getfixturevalue("desk" if request.param == "sqlite" else "pg_desk")
 
 
 @pytest.fixture(scope="module")
