@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_guard import descendants, process_table, stop_processes
 
 from api.keys import Role
 
@@ -53,14 +54,15 @@ def live_desk(desk: Any) -> Iterator[tuple[Any, str]]:
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield desk, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        yield desk, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -74,9 +76,17 @@ def browser() -> Iterator[Any]:
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
+    try:
+        driver.implicitly_wait(5)
+        yield driver
+    finally:
+        # Chromium's processes, seen before quit(): once chromedriver has exited, a browser
+        # process that outlives it (a hung quit) is an orphan no longer found from chromedriver.
+        browser_tree = descendants(driver.service.process.pid, process_table())
+        try:
+            driver.quit()
+        finally:
+            stop_processes(browser_tree)
 
 
 def _wait_for_url(browser: Any, ok: Callable[[str], bool], timeout_s: float = 10.0) -> None:
