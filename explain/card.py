@@ -15,15 +15,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from explain.attribution import Attribution
+from explain.codes import card_currency, normal_country, normal_mcc
 from explain.facts import FactSheet
 from explain.formatting import count, duration, km, money
 from explain.masking import customer_ref, mask_tail
 from explain.reasons import FAMILY_OF, ReasonCode, reason_codes
 from explain.whatif import WhatIf
-from features.schema import Transaction
+from features.schema import KNOWN_CHANNELS, Transaction
 
 CARD_SCHEMA_VERSION: Final = "1.0"
 
@@ -48,6 +49,28 @@ class MaskedTransaction(_Frozen):
     country: str | None = None
     device: str | None = Field(None, description="Last four characters of the device id.")
     customer_ref: str | None = Field(None, description="Keyed hash of the customer id; absent without a key.")
+
+    # The coded fields reach the fact sheet and a model's prompt: only codes of their vocabularies
+    # are kept, whatever a feed or a stored card holds (a card read back is normalised the same way).
+    @field_validator("mcc", mode="before")
+    @classmethod
+    def _mcc_code(cls, value: object) -> str | None:
+        return normal_mcc(value)
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country_code(cls, value: object) -> str | None:
+        return normal_country(value)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency_code(cls, value: object) -> str:
+        return card_currency(value, None)
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _known_channel(cls, value: object) -> str | None:
+        return value if isinstance(value, str) and value in KNOWN_CHANNELS else None
 
 
 class CardHistory(_Frozen):
@@ -75,13 +98,27 @@ class NarrativeProvenance(_Frozen):
     checks: dict[str, bool] = Field(default_factory=dict)
     failed_checks: list[str] = Field(default_factory=list)
     fallback_used: bool = False
+    verifier: str | None = Field(
+        None, description="Version of the closed-world verifier the text passed (explain.checks.VERIFIER_VERSION); "
+                          "absent when no verifier passed it.")
     generated_at: datetime
 
 
 class Narrative(_Frozen):
+    """The text shown on the card. ``generated`` (shown as model-written and verified) only with every check passed."""
+
     text: str
     status: NarrativeStatus
     provenance: NarrativeProvenance
+
+    @model_validator(mode="after")
+    def _generated_means_verified(self) -> Narrative:
+        p = self.provenance
+        if self.status == "generated" and not (p.checks and all(p.checks.values()) and not p.failed_checks
+                                               and not p.fallback_used):
+            raise ValueError("a narrative is 'generated' only when it passed every check of the verifier; "
+                             f"checks {p.checks}, failed {p.failed_checks}")
+        return self
 
 
 class CardProvenance(_Frozen):
@@ -138,12 +175,12 @@ def mask_transaction(tx: Transaction, *, currency: str, customer_hash_key: bytes
         transaction_id=tx.transaction_id,
         timestamp=tx.timestamp,
         amount=float(tx.amount),
-        currency=tx.currency or currency,
+        currency=card_currency(tx.currency, currency),
         card=mask_tail(tx.card_id) or "****",
         merchant_id=tx.merchant_id,
-        mcc=tx.mcc,
+        mcc=normal_mcc(tx.mcc),
         channel=tx.channel,
-        country=tx.country,
+        country=normal_country(tx.country),
         device=mask_tail(tx.device_id),
         customer_ref=customer_ref(tx.customer_id, customer_hash_key),
     )
@@ -206,7 +243,7 @@ def build_alert_card(
     """
     if attribution.is_batch:
         raise TypeError("build_alert_card takes one transaction's attribution: index the batch, e.g. attribution[i]")
-    currency = tx.currency or currency
+    currency = card_currency(tx.currency, currency)
     families = family_of or FAMILY_OF
     if reasons is None:
         reasons = reason_codes(attribution, top_k=top_k, currency=currency, family_of=families)

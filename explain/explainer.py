@@ -19,6 +19,7 @@ import numpy as np
 
 from explain.attribution import Attribution, TreeAttributor
 from explain.card import AlertCard, build_alert_card
+from explain.codes import card_currency
 from explain.reasons import FAMILY_OF, ReasonCode, reason_codes
 from explain.settings import NarrativeSettings
 from explain.whatif import WhatIf, what_ifs_many
@@ -92,7 +93,7 @@ class AlertExplainer:
             anomaly_scores = anomaly_fn(matrix)
         attribution = self.attribute(matrix, ids=[tx.transaction_id for tx in transactions])
         row_attributions = [attribution[i] for i in range(len(matrix))]
-        currencies = [tx.currency or self.currency for tx in transactions]
+        currencies = [card_currency(tx.currency, self.currency) for tx in transactions]
         # Computed once per row: the what-ifs read them and the card shows them.
         reasons = [reason_codes(row_attr, top_k=self.top_k, currency=currency, family_of=self.family_of)
                    for row_attr, currency in zip(row_attributions, currencies, strict=True)]

@@ -2,7 +2,11 @@
 
 Built from the masked card parts (no PII). Its text lists the transaction, the
 score, the top reasons with their numbers and directions, the card's history and
-the what-if facts; every number a narrative may state must appear here.
+the what-if facts; every number a narrative may state must appear here. The coded
+fields (MCC, country, currency) are reduced to their vocabularies again here, so
+that no free text reaches a prompt whatever the card was built from. The structured
+parts (transaction, score, threshold) and the id strings a narrative must never
+echo travel with the sheet for the verifier (:mod:`explain.licence`), never into a prompt.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from explain.codes import NO_CURRENCY, normal_country, normal_currency, normal_mcc
 from explain.formatting import StatedNumber, extract_numbers, money, score_pair
 
 if TYPE_CHECKING:
@@ -33,6 +38,12 @@ class FactSheet:
     what_if_lines: tuple[str, ...]
     narrative_top_k: int = 3
     headline: str = field(default="")
+    transaction: MaskedTransaction | None = None
+    score: float | None = None
+    threshold: float | None = None
+    score_text: str = ""
+    threshold_text: str = ""
+    withheld: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -49,13 +60,16 @@ class FactSheet:
     ) -> FactSheet:
         channel = _CHANNEL_WORDS.get(transaction.channel or "", "")
         kind = f"{channel} transaction" if channel else "transaction"
+        mcc, country = normal_mcc(transaction.mcc), normal_country(transaction.country)
+        currency = normal_currency(transaction.currency) or NO_CURRENCY
+        transaction = transaction.model_copy(update={"mcc": mcc, "country": country, "currency": currency})
         where = []
-        if transaction.mcc:
-            where.append(f"merchant category {transaction.mcc}")
-        if transaction.country:
-            where.append(f"country {transaction.country}")
+        if mcc:
+            where.append(f"merchant category {mcc}")
+        if country:
+            where.append(f"country {country}")
         when = transaction.timestamp.strftime("%Y-%m-%d %H:%M UTC")
-        amount = money(transaction.amount, transaction.currency)
+        amount = money(transaction.amount, currency)
         details = ", ".join([amount, *where, when])
         score_text, threshold_text = score_pair(score, threshold)
         return cls(
@@ -66,6 +80,13 @@ class FactSheet:
             what_if_lines=tuple(w.text for w in what_if),
             narrative_top_k=narrative_top_k,
             headline=f"{'Suspected fraud' if score >= threshold else 'Below the alert threshold'}: {kind} of {amount} scored {score_text} against the alert threshold {threshold_text}.",
+            transaction=transaction,
+            score=float(score),
+            threshold=float(threshold),
+            score_text=score_text,
+            threshold_text=threshold_text,
+            withheld=tuple(v for v in (transaction.transaction_id, transaction.merchant_id, transaction.card,
+                                       transaction.device, transaction.customer_ref) if v),
         )
 
     @property

@@ -1,7 +1,7 @@
 """Narratives for alert cards: generate in batches, check, retry once, fall back, audit.
 
-For each card: the backend writes from the masked fact sheet; the grounding checks
-run; a failing text gets one retry with the strict prompt and greedy decoding; a
+For each card: the backend writes from the masked fact sheet; the closed-world
+verifier (:class:`~explain.checks.GroundingChecker`) runs; a failing text gets one retry with the strict prompt and greedy decoding; a
 text that still fails is replaced by the template narrative, and the card records
 the fallback and the failed checks. Every attempt is appended to the audit log.
 
@@ -130,12 +130,13 @@ class Narrator:
         latency = sum(t[2].latency_ms for t in tries)
         now = datetime.now(UTC)
         if report.passed:
+            # The only place a narrative becomes "generated" (the desk's "LLM-verified"): a pass of the verifier.
             status: NarrativeStatus = "template" if self.backend.name == "template" else "generated"
             narrative = Narrative(text=generation.text, status=status, provenance=NarrativeProvenance(
                 backend=self.backend.name, model_id=self.backend.model_id, prompt_hash=prompt.hash,
                 params={**params.as_dict(), "prompt_version": PROMPT_VERSION, "strict_prompt": prompt.strict},
                 latency_ms=latency, attempts=len(tries), checks=report.as_dict(), failed_checks=[],
-                fallback_used=False, generated_at=now,
+                fallback_used=False, verifier=self.checker.version, generated_at=now,
             ))
         else:
             fallback = template_narrative(facts, now=now)
