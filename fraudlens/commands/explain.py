@@ -1,4 +1,4 @@
-"""Explanation commands: the alert card of one transaction, and the narrative evaluation."""
+"""Explanation commands: the alert card of one transaction, the narrative evaluation, the narrative check."""
 
 from __future__ import annotations
 
@@ -122,6 +122,57 @@ def explain_eval(
     typer.echo(json.dumps(report, indent=2))
 
 
+def _read_card(path: Path) -> Any:
+    from pydantic import ValidationError
+
+    from explain.card import AlertCard
+
+    try:
+        return AlertCard.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise ValueError(f"--card {path} is not an alert card: {where}: {first['msg']} "
+                         f"({exc.error_count()} problem(s))") from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--text-file {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    if not text.strip():
+        raise ValueError(f"--text-file {path} is empty: give the narrative to check")
+    return text.strip()
+
+
+def narrative_check(
+    card: Annotated[Path, typer.Option("--card", help="Alert card JSON (as `fraudlens explain` prints it).")],
+    text_file: Annotated[Path, typer.Option("--text-file", help="UTF-8 file holding the narrative to check.")],
+) -> None:
+    """Check a narrative against an alert card with the closed-world verifier; print the verdict as JSON.
+
+    Exit 0 when the narrative passes every check, 1 when it is refused, 2 on bad input.
+    """
+    from explain.checks import VERIFIER_VERSION, GroundingChecker
+
+    with user_errors():
+        alert = _read_card(card)
+        text = _read_text(text_file)
+        settings = _narrative_settings(None, None)
+        checker = GroundingChecker(min_words=settings.min_words, max_words=settings.max_words)
+        report = checker.check(text, alert.facts(narrative_top_k=settings.eval_top_k))
+    typer.echo(json.dumps({
+        "passed": report.passed,
+        "verifier": VERIFIER_VERSION,
+        "failed": report.failures(),
+        "checks": report.as_dict(),
+    }, indent=2, ensure_ascii=False))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("explain")(explain)
     app.command("explain-eval")(explain_eval)
+    app.command("narrative-check")(narrative_check)

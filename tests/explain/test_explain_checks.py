@@ -113,8 +113,10 @@ def test_the_right_direction_passes(facts: FactSheet) -> None:
     "The suspect was found guilty and sentenced to 2 years in prison.",
     "This looks like money laundering through cryptocurrencies.",
 ])
-def test_out_of_scope_content_fails(bad: str) -> None:
-    assert not check_scope(bad).passed, bad
+def test_out_of_scope_content_fails(facts: FactSheet, bad: str) -> None:
+    # Stories and PII are refused by the closed vocabulary, the numbers and the echo check, not by a list
+    # of known bad words: the verifier as a whole must refuse every one of them.
+    assert not GroundingChecker().check(bad, facts).passed, bad
 
 
 def test_a_text_that_never_says_why_fails_coverage(facts: FactSheet) -> None:

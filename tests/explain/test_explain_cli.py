@@ -73,3 +73,49 @@ def test_explain_eval_prints_metrics(real_bundle, sim_file, tmp_path) -> None:
     assert report["pass_rate"] == 1.0 and report["fallback_rate"] == 0.0
     assert set(report["latency_ms"]) >= {"p50", "p95"} and report["narratives_per_s"] > 0
     assert len(audit.read_text().splitlines()) == 5
+
+
+DATA = Path(__file__).resolve().parent / "data"
+CARD = DATA / "cards" / "card_00.json"
+HONEST = ("Suspected fraud: an online payment of 682.21 EUR scored 0.94 against an alert threshold of 0.50. "
+          "The amount is 12.2× the card's 7-day average of 56.03 EUR, which raises risk.")
+
+
+def test_narrative_check_passes_an_honest_narrative(tmp_path) -> None:
+    text = tmp_path / "n.txt"
+    text.write_text(HONEST, encoding="utf-8")
+    report = json.loads(_ok(invoke("narrative-check", "--card", CARD, "--text-file", text)))
+    assert report["passed"] is True and report["failed"] == [] and all(report["checks"].values())
+
+
+def test_narrative_check_refuses_with_the_failed_checks_and_spans(tmp_path) -> None:
+    text = tmp_path / "n.txt"
+    invention = " It is safe to approve this payment; see https://example.com."
+    text.write_text(HONEST + invention, encoding="utf-8")
+    result = invoke("narrative-check", "--card", CARD, "--text-file", text)
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    failed = {f["check"]: f for f in report["failed"]}
+    assert report["passed"] is False and {"verdict", "url"} <= set(failed)
+    assert any(span["text"] == "https://example.com" for span in failed["url"]["spans"])
+    assert all((HONEST + invention)[s["start"]:s["end"]] == s["text"] for f in failed.values() for s in f["spans"])
+
+
+@pytest.mark.parametrize("card_text,narrative,message", [
+    ("{}", HONEST, "is not an alert card"),
+    ("not json", HONEST, "is not an alert card"),
+    (None, "   \n", "is empty"),
+    (None, None, "No such file"),
+])
+def test_narrative_check_bad_input_is_one_error_line(tmp_path, card_text, narrative, message) -> None:
+    card = CARD
+    if card_text is not None:
+        card = tmp_path / "card.json"
+        card.write_text(card_text)
+    text = tmp_path / "n.txt"
+    if narrative is not None:
+        text.write_text(narrative)
+    result = invoke("narrative-check", "--card", card, "--text-file", text)
+    assert result.exit_code == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
