@@ -12,8 +12,21 @@ import time
 from typing import Any
 
 from api.metrics import ApiMetrics
+from explain.redaction import install_log_redaction, secret_values
 
 log = logging.getLogger("api.access")
+
+#: The server's own loggers: uvicorn gives them handlers of their own, which do not see the root's filters.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def mask_secrets_in_logs(settings: Any) -> None:
+    """Every log handler of this process (root and uvicorn's) masks URL credentials and the settings' secrets.
+
+    Called at the app's startup, once the server has configured its logging, so that an app built by
+    any server (not only `fraudlens serve`) never logs a Redis or database password.
+    """
+    install_log_redaction(secret_values(settings), loggers=SERVER_LOGGERS)
 
 Scope = dict[str, Any]
 
