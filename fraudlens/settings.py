@@ -68,7 +68,10 @@ class StateSettings(BaseModel):
     """Where online per-entity feature state lives."""
 
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL, e.g. redis://:password@host:6379/0; the password is masked wherever the URL is shown.",
+    )
     key_prefix: str = "fraudlens:state:"
 
 

@@ -164,6 +164,7 @@ class StoreSettings(BaseModel):
 
     url: str = Field(
         default="sqlite:///runs/fraudlens.db",
-        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/fraudlens.",
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/fraudlens; unset: a SQLite file "
+        "<work_dir>/fraudlens.db. A password in it is masked wherever the URL is shown.",
     )
     echo: bool = False
