@@ -19,7 +19,15 @@ from typing import Literal
 import pandas as pd
 import yaml
 
-from features.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, Rejects, SchemaError, normalize_frame
+from features.schema import (
+    CANONICAL_FIELDS,
+    DEFAULT_LIMITS,
+    REQUIRED_FIELDS,
+    Rejects,
+    SchemaError,
+    ValidationLimits,
+    normalize_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +125,9 @@ def read_transactions(
     columns: ColumnMapping | None = None,
     on_error: OnError = "raise",
     rejects_path: Path | None = None,
+    limits: ValidationLimits = DEFAULT_LIMITS,
 ) -> ReadResult:
-    """Read, map and validate a transaction file.
+    """Read, map and validate a transaction file against the contract's ``limits``.
 
     ``on_error="raise"`` raises :class:`SchemaError` for the first bad row.
     ``on_error="skip"`` writes every bad row to ``rejects_path`` (default:
@@ -135,7 +144,7 @@ def read_transactions(
             missing[0], f"required column not found in {path}{hint}; columns present: {', '.join(map(str, raw.columns))}"
         )
     raw = raw.reset_index(drop=True)
-    frame, rejects = normalize_frame(raw)
+    frame, rejects = normalize_frame(raw, limits=limits)
     written: Path | None = None
     if len(rejects):
         if on_error == "raise":
@@ -197,7 +206,7 @@ class LabelMerge:
     n_changed: int
 
 
-def read_labels_file(path: Path) -> pd.DataFrame:
+def read_labels_file(path: Path, *, limits: ValidationLimits = DEFAULT_LIMITS) -> pd.DataFrame:
     """A labels file (``transaction_id, is_fraud[, label_timestamp]``; csv/parquet/jsonl), validated
     with the transaction contract (is_fraud, label_timestamp, duplicate ids); :class:`LabelsError`
     names the first bad row."""
@@ -205,9 +214,10 @@ def read_labels_file(path: Path) -> pd.DataFrame:
     if "transaction_id" not in labels.columns or "is_fraud" not in labels.columns:
         raise LabelsError(f"labels file {path} needs columns transaction_id and is_fraud; has {', '.join(map(str, labels.columns))}")
     labels = labels.assign(transaction_id=labels["transaction_id"].astype(str).str.strip())
-    # The required transaction fields are placeholders here, not data.
+    # The required transaction fields are placeholders here, not data (the earliest time passes any window).
     checked, rejects = normalize_frame(
-        labels.assign(timestamp="1970-01-01T00:00:00Z", card_id="-", merchant_id="-", amount=0.0)
+        labels.assign(timestamp=limits.earliest_time.isoformat(), card_id="-", merchant_id="-", amount=0.0),
+        limits=limits,
     )
     if len(rejects):
         error = rejects.first_error()
@@ -215,7 +225,7 @@ def read_labels_file(path: Path) -> pd.DataFrame:
     return checked
 
 
-def apply_labels(frame: pd.DataFrame, path: Path) -> LabelMerge:
+def apply_labels(frame: pd.DataFrame, path: Path, *, limits: ValidationLimits = DEFAULT_LIMITS) -> LabelMerge:
     """Overlay a labels file (``transaction_id, is_fraud[, label_timestamp]``) on a canonical frame.
 
     This is how investigator decisions (``fraudlens labels export``) reach training:
@@ -224,7 +234,7 @@ def apply_labels(frame: pd.DataFrame, path: Path) -> LabelMerge:
     label must name a transaction in the frame; an unknown id is an error naming it,
     never a label silently ignored.
     """
-    checked = read_labels_file(path)
+    checked = read_labels_file(path, limits=limits)
     known = pd.Index(frame["transaction_id"])
     unknown = ~checked["transaction_id"].isin(known)
     if unknown.any():

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import operator
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,19 +25,12 @@ import numpy as np
 import orjson
 
 from features.pipeline import failure_reason, short_message
-from features.schema import SchemaError, Transaction
+from features.schema import DEFAULT_LIMITS, SchemaError, Transaction, ValidationLimits
 from streaming.alerts import CardBuilder, MinimalCards
 from streaming.records import AlertOut, BatchOutputs, DeadLetter, ScoreOut, ShadowOut, SourceRecord
 from streaming.scoring import ScoredBatch, Scorer, ShadowScores
 
 log = logging.getLogger(__name__)
-
-#: Ids end up as primary keys in PostgreSQL/SQLite; unbounded ids would let one
-#: record break every later store write, so they are bounded here.
-MAX_ID_LENGTH = 128
-_ID_FIELDS = ("transaction_id", "card_id", "merchant_id")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
-_TEXT_FIELDS = ("transaction_id", "card_id", "merchant_id", "currency", "customer_id", "mcc", "channel", "country", "device_id")
 
 
 @dataclass(slots=True)
@@ -111,11 +103,15 @@ def content_fingerprint(tx: Transaction) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def decode_record(record: SourceRecord, *, max_bytes: int) -> Transaction | DeadLetter:
+def decode_record(
+    record: SourceRecord, *, max_bytes: int, limits: ValidationLimits = DEFAULT_LIMITS
+) -> Transaction | DeadLetter:
     """One record → a valid :class:`Transaction`, or a :class:`DeadLetter` with the reason.
 
-    Reasons name the field and the rule, never the offending value: values can be PII
-    and the DLQ keeps the original bytes anyway.
+    The rules are the transaction contract's (``features.schema``, bounded by ``limits``),
+    the same as for ``POST /v1/score`` and the file readers. Reasons name the field and
+    the rule, never the offending value: values can be PII and the DLQ keeps the
+    original bytes anyway.
     """
     value = record.value
     if value is None:
@@ -135,17 +131,11 @@ def decode_record(record: SourceRecord, *, max_bytes: int) -> Transaction | Dead
     if not isinstance(parsed, dict):
         return DeadLetter(record, f"expected a JSON object, got {_json_type(parsed)}")
     try:
-        tx = Transaction.from_mapping(parsed)
+        return Transaction.from_mapping(parsed, limits)
     except SchemaError as exc:
         return DeadLetter(record, f"invalid field '{exc.field}': {exc.reason}", exc.field)
     except Exception as exc:  # noqa: BLE001 - a validator bug must dead-letter the record, not stop the service
         return DeadLetter(record, f"validation failed: {type(exc).__name__}")
-    # A valid JSON string holds a control character only as a backslash escape: without a
-    # backslash in the record there is none to look for.
-    problem = _storage_problem(tx, escaped=b"\\" in value)
-    if problem is not None:
-        return DeadLetter(record, f"invalid field '{problem[0]}': {problem[1]}", problem[0])
-    return tx
 
 
 class _Reason(str):
@@ -166,25 +156,6 @@ def _parse_strictly(value: bytes) -> Any:
         return _Reason("malformed JSON: nested too deeply")
 
 
-def _storage_problem(tx: Transaction, *, escaped: bool = True) -> tuple[str, str] | None:
-    # One comparison for the usual record; only a long id looks for the field to name.
-    if max(len(tx.transaction_id), len(tx.card_id), len(tx.merchant_id)) > MAX_ID_LENGTH:
-        for name in _ID_FIELDS:
-            if len(getattr(tx, name)) > MAX_ID_LENGTH:
-                return name, f"longer than {MAX_ID_LENGTH} characters"
-    if not escaped:
-        return None
-    texts = [getattr(tx, name) for name in _TEXT_FIELDS]
-    # One search over all fields (a record with no control characters, the usual case, costs one
-    # regex call); only a hit looks for the field to name.
-    if _CONTROL_CHARS.search("".join(t for t in texts if t is not None)):
-        for name, text in zip(_TEXT_FIELDS, texts, strict=True):
-            # PostgreSQL text cannot hold NUL; control characters in ids are never legitimate.
-            if text is not None and _CONTROL_CHARS.search(text):
-                return name, "contains control characters"
-    return None
-
-
 def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
@@ -197,13 +168,15 @@ def _json_type(value: Any) -> str:
     return "a number"
 
 
-def decode_batch(records: Iterable[SourceRecord], *, max_bytes: int) -> Decoded:
-    """Decode a micro-batch. A transaction id seen twice in it is scored once (the first); a repeat with
-    other content is a dead letter."""
+def decode_batch(
+    records: Iterable[SourceRecord], *, max_bytes: int, limits: ValidationLimits = DEFAULT_LIMITS
+) -> Decoded:
+    """Decode a micro-batch against the contract's ``limits``. A transaction id seen twice in it is
+    scored once (the first); a repeat with other content is a dead letter."""
     out = Decoded()
     seen: dict[str, Transaction] = {}
     for record in records:
-        result = decode_record(record, max_bytes=max_bytes)
+        result = decode_record(record, max_bytes=max_bytes, limits=limits)
         if isinstance(result, DeadLetter):
             out.dead.append(result)
         elif result.transaction_id in seen:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fraudlens.commands._common import load_mapping, stderr_console, user_errors
+
+if TYPE_CHECKING:
+    from features.schema import ValidationLimits
+
+
+def validation_limits() -> ValidationLimits:
+    """The transaction contract's limits from this invocation's settings (``features.*``)."""
+    from features.schema import ValidationLimits
+    from fraudlens.cli import get_settings
+
+    return ValidationLimits.from_settings(get_settings().features)
 
 
 def simulate(
@@ -39,7 +50,8 @@ def check_data(
     from features.io import read_transactions
 
     with user_errors():
-        result = read_transactions(data, columns=load_mapping(columns), on_error="skip", rejects_path=rejects)
+        result = read_transactions(data, columns=load_mapping(columns), on_error="skip", rejects_path=rejects,
+                                   limits=validation_limits())
     typer.echo(f"{result.n_read} rows read, {len(result.frame)} valid, {result.n_rejected} rejected")
     if result.n_rejected:
         counts = result.rejects.frame.groupby(["field", "reason"]).size().sort_values(ascending=False)

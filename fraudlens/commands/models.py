@@ -40,12 +40,14 @@ LabelsOpt = Annotated[
 
 def _read(data: Path, columns: Path | None, labels: Path | None = None) -> pd.DataFrame:
     from features.io import ColumnMapping, apply_labels, read_transactions
+    from fraudlens.commands.data import validation_limits
 
     mapping = ColumnMapping.from_yaml(columns) if columns is not None else None
-    frame = read_transactions(data, columns=mapping).frame
+    limits = validation_limits()
+    frame = read_transactions(data, columns=mapping, limits=limits).frame
     if labels is None:
         return frame
-    merged = apply_labels(frame, labels)
+    merged = apply_labels(frame, labels, limits=limits)
     log.info("applied %d labels from %s (%d changed a row's label)", merged.n_labels, labels, merged.n_changed)
     return merged.frame
 

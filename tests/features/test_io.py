@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -54,7 +57,7 @@ def test_skip_mode_writes_every_reject_and_counts(files: tuple[Path, ColumnMappi
     lines = [json.loads(line) for line in rejects_file.read_text().splitlines()]
     assert [(r["row"], r["field"], r["reason"]) for r in lines] == [
         (2, "amount", "not a number"),
-        (3, "amount", "negative amount"),
+        (3, "amount", "negative amount (the minimum is 0)"),
     ]
     assert lines[0]["record"]["amount"] == "not-money" and lines[0]["source"] == str(data)
 
@@ -137,3 +140,95 @@ def test_labels_must_name_known_transactions_and_valid_values(files: tuple[Path,
     no_label.write_text("transaction_id,decision\na1,fraud\n")
     with pytest.raises(LabelsError, match="needs columns transaction_id and is_fraud"):
         apply_labels(frame, no_label)
+
+
+def _parquet(path: Path, timestamp: Any, **columns: Any) -> Path:
+    """A two-row Parquet file whose timestamp column is the given pyarrow array."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {"transaction_id": ["p1", "p2"], "card_id": ["c1", "c2"], "merchant_id": ["m1", "m2"], "amount": [1.0, 2.0]}
+    pq.write_table(pa.table({**base, **columns, "timestamp": timestamp}), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        # int64 epoch nanoseconds (a common export) read as the contract's epoch seconds
+        (lambda pa: pa.array([1_767_225_600 * 10**9, 1_767_225_700], pa.int64()),
+         "numbers are epoch seconds and this looks like epoch nanoseconds"),
+        (lambda pa: pa.array([1e20, 1_767_225_700.0], pa.float64()), "after the latest allowed time"),
+        # Parquet timestamps in microseconds go far beyond pandas' nanosecond range
+        (lambda pa: pa.array([datetime(9999, 1, 1), datetime(2026, 1, 1)], pa.timestamp("us")),
+         "after the latest allowed time"),
+        (lambda pa: pa.array([datetime(1999, 12, 31), datetime(2026, 1, 1)], pa.timestamp("us", tz="UTC")),
+         "before the earliest allowed time 2000-01-01T00:00:00Z"),
+        (lambda pa: pa.array([datetime(1, 1, 1), datetime(2026, 1, 1)], pa.timestamp("s")),
+         "before the earliest allowed time 2000-01-01T00:00:00Z"),
+    ],
+    ids=["int64 nanoseconds", "float 1e20", "year 9999 (us)", "1999 (us, UTC)", "year 1 (s)"],
+)
+def test_parquet_times_out_of_range_are_rejected_rows_not_a_traceback(
+    tmp_path: Path, timestamp: Any, reason: str
+) -> None:
+    import pyarrow as pa
+
+    data = _parquet(tmp_path / "times.parquet", timestamp(pa))
+    result = read_transactions(data, on_error="skip")
+    assert result.frame["transaction_id"].tolist() == ["p2"]
+    assert str(result.frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    row = result.rejects.frame.iloc[0]
+    assert (row["row"], row["field"]) == (1, "timestamp") and reason in row["reason"], row["reason"]
+    with pytest.raises(SchemaError, match=f"row 1: field 'timestamp': .*{re.escape(reason)}"):
+        read_transactions(data)
+
+
+def test_parquet_bad_amounts_and_text_are_rejected_rows(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    stamps = pa.array([datetime(2026, 1, 1), datetime(2026, 1, 1)], pa.timestamp("us"))
+    data = _parquet(tmp_path / "amounts.parquet", stamps, amount=[1e308, 3.0], mcc=["5411", "5" * 10_000])
+    result = read_transactions(data, on_error="skip")
+    assert result.frame.empty
+    assert result.rejects.frame[["row", "field", "reason"]].values.tolist() == [
+        [1, "amount", "above the maximum amount 1,000,000,000"],
+        [2, "mcc", "longer than 8 characters"],
+    ]
+
+
+def test_jsonl_booleans_and_control_characters_are_rejected_rows(tmp_path: Path) -> None:
+    data = tmp_path / "tx.jsonl"
+    rows = [
+        {"transaction_id": "j1", "timestamp": "2026-01-01T00:00:00Z", "card_id": True, "merchant_id": "m", "amount": 1},
+        {"transaction_id": "j2", "timestamp": "2026-01-01T00:00:00Z", "card_id": "c", "merchant_id": "m", "amount": True},
+        {"transaction_id": "j3", "timestamp": "2026-01-01T00:00:00Z", "card_id": "c\u001b[2J", "merchant_id": "m",
+         "amount": 1},
+        {"transaction_id": "j4", "timestamp": 1e20, "card_id": "c", "merchant_id": "m", "amount": 1},
+        {"transaction_id": "j5", "timestamp": 1767225600, "card_id": "c", "merchant_id": "m", "amount": 1},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_transactions(data, on_error="skip")
+    assert result.frame["transaction_id"].tolist() == ["j5"]
+    assert [tuple(r) for r in result.rejects.frame[["field", "reason"]].values.tolist()[:3]] == [
+        ("card_id", "expected a string, got bool"),
+        ("amount", "not a number"),
+        ("card_id", "contains control characters"),
+    ]
+    assert result.rejects.frame["reason"].iloc[3].startswith("after the latest allowed time")
+
+
+def test_limits_reach_the_file_readers_and_the_labels(files: tuple[Path, ColumnMapping], tmp_path: Path) -> None:
+    from features.schema import ValidationLimits
+
+    data, mapping = files
+    strict = ValidationLimits(max_amount=50)
+    result = read_transactions(data, columns=mapping, on_error="skip", limits=strict)
+    assert result.frame["transaction_id"].tolist() == ["a1"]
+    assert ("a4" in str(result.rejects.frame["record"].tolist())
+            and "above the maximum amount 50" in result.rejects.frame["reason"].tolist())
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transaction_id,is_fraud,label_timestamp\na1,1,2026-01-05T12:00:00+00:00\n")
+    late = ValidationLimits(earliest_time=datetime(2026, 2, 1, tzinfo=UTC))
+    with pytest.raises(LabelsError, match="field 'label_timestamp': before the earliest allowed time 2026-02-01"):
+        apply_labels(result.frame, labels, limits=late)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from features.schema import Transaction
+from features.schema import MAX_ID_LENGTH, Transaction
 from streaming.alerts import mask_card
-from streaming.pipeline import MAX_ID_LENGTH, decode_batch, decode_record, score_decoded
+from streaming.pipeline import decode_batch, decode_record, score_decoded
 from streaming.records import (
     HEADER_OFFSET,
     HEADER_PARTITION,
@@ -79,7 +79,7 @@ def test_valid_record_decodes_to_a_transaction() -> None:
         (as_bytes({**GOOD, "device_id": "d\t2"}), "invalid field 'device_id': contains control", "device_id"),
         # A raw (unescaped) control byte inside a string is not JSON at all.
         (as_bytes(GOOD).replace(b'"card_id": "', b'"card_id": "\x01'), "malformed JSON", None),
-        (b'{"amount": NaN, "transaction_id": "t", "timestamp": 1, "card_id": "c", "merchant_id": "m"}', "invalid field 'amount'", "amount"),
+        (b'{"amount": NaN, "transaction_id": "t", "timestamp": 1767261600, "card_id": "c", "merchant_id": "m"}', "invalid field 'amount'", "amount"),
     ],
 )
 def test_bad_records_become_dead_letters_with_a_reason(value: bytes | None, reason_start: str, field: str | None) -> None:
