@@ -3,34 +3,50 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.alerts import Label
 from api.text import CleanText, NoteText
+from features.schema import DEFAULT_LIMITS, MAX_ID_LENGTH
+
+_TEXT_OR_INT: list[dict[str, Any]] = [{"type": "string"}, {"type": "integer"}]
+_NUMBER: list[dict[str, Any]] = [{"type": "number"}, {"type": "string"}]
+_NULL: list[dict[str, Any]] = [{"type": "null"}]
+
+
+def _raw(schema: dict[str, Any], description: str | None = None, **default: Any) -> Any:
+    """A field pydantic passes on exactly as sent (``Any``: no coercion, ``true`` stays a boolean and
+    ``"12"`` a string) for ``Transaction.from_mapping`` to judge; ``schema`` documents it in OpenAPI."""
+    return Field(**default, description=description, json_schema_extra=schema)
 
 
 class TransactionIn(BaseModel):
-    """A transaction to score: the canonical fields (``features.schema.Transaction``)."""
+    """A transaction to score: the canonical fields (``features.schema.Transaction``).
+
+    The body's shape (field names, no others) is checked here; every value is checked
+    by ``Transaction.from_mapping``, the contract the stream and the file readers use, so
+    the API accepts and refuses exactly what they do. Limits below are the defaults.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    transaction_id: str = Field(min_length=1, max_length=128)
-    timestamp: datetime | str | Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)] = Field(
-        description="ISO 8601 (naive = UTC) or epoch seconds.")
-    card_id: str = Field(min_length=1, max_length=128)
-    merchant_id: str = Field(min_length=1, max_length=128)
-    # Finite and bounded: a float64 beyond float32 range would reach the model as inf.
-    amount: float = Field(allow_inf_nan=False, gt=-1e12, lt=1e12)
-    currency: str | None = Field(None, max_length=8)
-    customer_id: str | None = Field(None, max_length=128)
-    mcc: str | None = Field(None, max_length=16)
-    channel: str | None = Field(None, max_length=32)
-    country: str | None = Field(None, max_length=8)
-    latitude: float | None = Field(None, allow_inf_nan=False)
-    longitude: float | None = Field(None, allow_inf_nan=False)
-    device_id: str | None = Field(None, max_length=128)
+    transaction_id: Any = _raw({"anyOf": _TEXT_OR_INT, "maxLength": MAX_ID_LENGTH})
+    timestamp: Any = _raw({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+                          "ISO 8601 (naive = UTC) or epoch seconds; from 2000-01-01T00:00:00Z to now + 1 day.")
+    card_id: Any = _raw({"anyOf": _TEXT_OR_INT, "maxLength": MAX_ID_LENGTH})
+    merchant_id: Any = _raw({"anyOf": _TEXT_OR_INT, "maxLength": MAX_ID_LENGTH})
+    amount: Any = _raw({"anyOf": _NUMBER, "minimum": 0, "maximum": DEFAULT_LIMITS.max_amount},
+                       "Currency units, finite, from 0 to features.max_amount.")
+    currency: Any = _raw({"anyOf": _TEXT_OR_INT + _NULL, "maxLength": 8}, default=None)
+    customer_id: Any = _raw({"anyOf": _TEXT_OR_INT + _NULL, "maxLength": MAX_ID_LENGTH}, default=None)
+    mcc: Any = _raw({"anyOf": _TEXT_OR_INT + _NULL, "maxLength": 8}, default=None)
+    channel: Any = _raw({"anyOf": _TEXT_OR_INT + _NULL, "maxLength": 32}, default=None)
+    country: Any = _raw({"anyOf": _TEXT_OR_INT + _NULL, "maxLength": 8}, default=None)
+    latitude: Any = _raw({"anyOf": _NUMBER + _NULL, "minimum": -90, "maximum": 90}, default=None)
+    longitude: Any = _raw({"anyOf": _NUMBER + _NULL, "minimum": -180, "maximum": 180}, default=None)
+    device_id: Any = _raw({"anyOf": _TEXT_OR_INT + _NULL, "maxLength": MAX_ID_LENGTH}, default=None)
 
 
 class Reason(BaseModel):

@@ -9,16 +9,17 @@ from fastapi import APIRouter, Query
 from api.deps import CtxDep, ScorerDep
 from api.errors import ApiError, Unavailable
 from api.schemas import ScoreBatchResult, ScoreResult, TransactionIn
-from features.schema import SchemaError, Transaction
+from features.schema import SchemaError, Transaction, ValidationLimits
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
 
-def _transactions(items: list[TransactionIn], batch: bool) -> list[Transaction]:
+def _transactions(items: list[TransactionIn], batch: bool, limits: ValidationLimits) -> list[Transaction]:
+    """Each item through the transaction contract, as the stream does; a refusal names the item and field."""
     out = []
     for i, item in enumerate(items):
         try:
-            out.append(Transaction.from_mapping(item.model_dump(exclude_none=True)))
+            out.append(Transaction.from_mapping(item.model_dump(exclude_none=True), limits))
         except SchemaError as exc:
             field = f"[{i}].{exc.field}" if batch else exc.field
             raise ApiError(f"{field}: {exc.reason}", status=422, title="Invalid transaction",
@@ -46,10 +47,10 @@ def score(
     if len(items) > ctx.api.max_batch:
         raise ApiError(f"a batch holds at most {ctx.api.max_batch} transactions, got {len(items)}", status=422,
                        title="Invalid request", errors=[{"field": "body", "reason": "batch too large"}])
+    txs = _transactions(items, batch, ValidationLimits.from_settings(ctx.settings.features))
     service = ctx.scoring
     if service is None:
         raise Unavailable(f"no model loaded: {ctx.scoring_error or 'still starting'}")
-    txs = _transactions(items, batch)
     narratives = _ready_narratives(ctx, [tx.transaction_id for tx in txs]) if explain else None
     results = service.score(txs, explain=explain, narratives=narratives)
     for result in results:
