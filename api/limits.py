@@ -76,7 +76,7 @@ def count_items(body: bytes, cap: int) -> int | None:
 
 def problem_bytes(status: int, title: str, detail: str, path: str, errors: list[dict[str, Any]]) -> bytes:
     return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail,
-                       "instance": path, "errors": errors}).encode()
+                       "instance": path, "errors": errors, "error_count": len(errors)}).encode()
 
 
 class BodyLimitMiddleware:

@@ -162,6 +162,11 @@ async def login(request: Request) -> Response:
         page.headers.update(exc.headers)
         return page
     if not same_token(request.cookies.get(LOGIN_COOKIE_NAME), form.get("csrf")):
+        insecure = request.url.scheme != "https" and ctx.api.secure_cookie(request.url.scheme)
+        if insecure and LOGIN_COOKIE_NAME not in request.cookies:
+            # A browser keeps no Secure cookie from a plain-http page: say so rather than "expired" forever.
+            return _login_form(request, target, "This desk sends its cookies over HTTPS only (api.cookie_secure): "
+                               "open it with https://.", 403)
         return _login_form(request, target, "The login form expired: try again.", 403)
     who = await run_in_threadpool(_start_session, request, plaintext)
     if who is None or who.role not in PAGE_ROLES:

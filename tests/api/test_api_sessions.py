@@ -119,3 +119,11 @@ def test_cookies_are_secure_unless_served_locally_over_http(make_desk: Any, over
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert ("; secure" in cookie) is secure
+
+
+def test_a_plain_http_login_to_a_secure_desk_says_https_is_needed(make_desk: Any) -> None:
+    desk = make_desk(host="0.0.0.0")
+    with TestClient(desk.client.app, base_url="http://desk.internal") as client:
+        token = _token(client.get("/login").text)
+        response = client.post("/login", data={"key": desk.keys[Role.INVESTIGATOR], "csrf": token})
+    assert response.status_code == 403 and "https://" in response.text
