@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="store URL")
     parser.add_argument("--idle-exit", type=float, default=None)
     parser.add_argument("--redis", default=None, help="REDIS_URL PREFIX: use the stateful card-count scorer")
+    parser.add_argument("--count-in-memory", action="store_true", help="the card-count scorer, state in memory")
     parser.add_argument("--model", default=None, help="model bundle directory: a real ModelScorer")
     parser.add_argument("--state", default="memory", help="the model's feature state: memory, or 'redis URL PREFIX'")
     args = parser.parse_args(argv)
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.redis:
         url, prefix = args.redis.split(" ", 1)
         scorer = CardCountScorer.in_redis(url, prefix)
+    elif args.count_in_memory:
+        from features.state import MemoryStateStore
+
+        scorer = CardCountScorer(MemoryStateStore())
     elif args.model:
         from fraudlens.settings import StateSettings
         from streaming.scoring import ModelScorer

@@ -123,3 +123,96 @@ def test_kill_9_three_times_with_redis_state_scores_exactly_as_an_uninterrupted_
     assert_scores_equal(store, uninterrupted_scores(stream_model, records))
     assert_every_restart_restored_a_checkpoint(tmp_path)
     store.close()
+
+
+def labelled(records: list[dict[str, Any]], *, seed: int) -> list[Transaction]:
+    """Labels for a tenth of the transactions, known ten minutes after each: inside the replay, so
+    merchant label features change while it runs."""
+    import random
+    from datetime import datetime, timedelta
+
+    rng = random.Random(seed)
+    out = []
+    for record in records:
+        if rng.random() < 0.1:
+            at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")) + timedelta(minutes=10)
+            out.append(Transaction.from_mapping({**record, "is_fraud": int(rng.random() < 0.3),
+                                                 "label_timestamp": at.isoformat()}))
+    return out
+
+
+def test_kill_9_with_the_labels_topic_learns_every_label_again_and_scores_exactly(
+    kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any, transactions: Any,
+    spawn: Callable[..., subprocess.Popen[bytes]], stream_model: Path, tmp_path: Path,
+) -> None:
+    from streaming.broker import ensure_topics
+    from streaming.replay import encode_transaction
+
+    n = min(KILL_N, 20_000)
+    records = transactions(n, seed=33, n_cards=200)
+    labels = labelled(records, seed=33)
+    settings = kafka_settings.model_copy(update={
+        "labels_topic": kafka_settings.transactions_topic + ".labels", "consume_labels": True,
+        "checkpoint_every_s": 0.5, "checkpoint_every_records": 2000})
+    ensure_topics(settings.bootstrap, [settings.labels_topic], 2)
+    kafka_io.produce(settings.labels_topic, [(tx.merchant_id.encode(), encode_transaction(tx, labels=True))
+                                             for tx in labels])
+    kafka_io.produce(settings.transactions_topic, kafka_io.encode(records))
+    store = SqlAlertStore(sqlite_store_settings)
+    store.setup()
+    kill_three_times_then_finish(settings, sqlite_store_settings, store, n, spawn, tmp_path,
+                                 "--model", str(stream_model))
+
+    reference = ModelScorer.load(stream_model, StateSettings(), explain=False)
+    reference.learn_labels([reference.label_event(tx) for tx in labels])  # learning early is harmless
+    txs = [Transaction.from_mapping(json.loads(json.dumps(r))) for r in records]
+    expected = dict(zip((tx.transaction_id for tx in txs), reference.score_batch(txs).scores.tolist(), strict=True))
+    assert_scores_equal(store, expected)
+    assert_every_restart_restored_a_checkpoint(tmp_path)
+    # The labels matter to these scores: without them the same run scores differently.
+    without = uninterrupted_scores(stream_model, records)
+    assert max(abs(without[t] - expected[t]) for t in expected) > 1e-6
+    store.close()
+
+
+def test_a_rebalance_hands_partitions_over_with_their_cards_history_in_memory_state(
+    kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any, transactions: Any,
+    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path,
+) -> None:
+    from collections import defaultdict
+
+    from test_stream_scale import assigned, summary_of
+
+    n = 20_000
+    records = transactions(n, seed=34, n_cards=150)
+    kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records[: n // 2]))
+    # Memory state: each process its own, so each its own checkpoint directory (client id).
+    first_settings = kafka_settings.model_copy(update={"batch_size": 100, "client_id": "first"})
+    second_settings = kafka_settings.model_copy(update={"batch_size": 100, "client_id": "second"})
+    store = SqlAlertStore(sqlite_store_settings)
+    store.setup()
+    first = spawn(first_settings, sqlite_store_settings, "first", "--count-in-memory")
+    wait_for(lambda: count_scores(store) >= 1000, 120, "the first consumer to start scoring")
+    second = spawn(second_settings, sqlite_store_settings, "second", "--count-in-memory")
+    wait_for(lambda: assigned(tmp_path / "second.log"), 120, "the second consumer to get partitions")
+    kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records[n // 2 :]))
+    wait_for(lambda: count_scores(store) >= n, 240, "both consumers to score everything")
+    for process in (first, second):
+        process.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0 and second.wait(30) == 0
+    a, b = summary_of(tmp_path / "first.log"), summary_of(tmp_path / "second.log")
+    assert a["scored"] > 0 and b["scored"] > 0, "the second consumer never got partitions"
+
+    # The new owner of a partition replayed its cards' history before scoring them: the k-th
+    # transaction of a card saw k-1 before it, whichever process scored it.
+    with store.engine.connect() as conn:
+        score_of = dict(conn.execute(scores_table.select().with_only_columns(
+            scores_table.c.transaction_id, scores_table.c.score)).all())
+    seen: dict[str, int] = defaultdict(int)
+    wrong = 0
+    for record in records:
+        s = score_of[record["transaction_id"]]
+        wrong += round(s / (1.0 - s)) != seen[record["card_id"]]
+        seen[record["card_id"]] += 1
+    assert wrong == 0
+    store.close()
