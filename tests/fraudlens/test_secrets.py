@@ -141,6 +141,15 @@ def test_stream_logs_of_a_failing_store_and_broker_hold_no_password(tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_serve_with_the_store_unreachable_says_so_without_a_password(tmp_path: Path, bundle: Path) -> None:
+    env = planted_env(tmp_path, f"postgresql+psycopg://fraud:{PASSWORDS['store']}@127.0.0.1:{free_port()}/fl")
+    done = run_cli(env, "--verbose", "serve", "--port", str(free_port()), "--model", str(bundle))
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "error: cannot reach the alert store at postgresql+psycopg://fraud:***@127.0.0.1" in done.stderr
+    assert leaked(done.stdout + done.stderr) == []
+
+
+@pytest.mark.slow
 @pytest.mark.integration
 def test_serve_responses_and_logs_hold_no_password(tmp_path: Path, bundle: Path, pg_url: str) -> None:
     # PostgreSQL here trusts local connections, so a password in the URL is carried and ignored:
@@ -188,3 +197,4 @@ def test_openai_backend_id_on_cards_masks_a_password_in_its_base_url() -> None:
 
     backend = OpenAIBackend("https://svc:OpenaiKey-9043@llm.internal/v1", "m", api_key="OpenaiKey-9043")
     assert backend.model_id == "m@https://svc:***@llm.internal/v1"
+
