@@ -101,3 +101,12 @@ def test_control_characters_in_page_inputs_are_422_on_both_stores(
     assert client.post("/login", data={"key": "flk_\x00", "csrf": "x"}).status_code == 422
     assert any_desk.store.get_alert(tid)["status"] == "new"
     client.cookies.clear()
+
+
+@pytest.mark.parametrize("field", ["transaction_id", "merchant_id", "card_id"])
+def test_a_nul_in_a_scored_transaction_is_422_on_both_stores(any_desk: Any, record_factory: Any, field: str) -> None:
+    # explain=true looks the transaction up in the alert store: the id must be refused before that.
+    record = record_factory(**{field: "a\x00b"})
+    response = any_desk.client.post("/v1/score?explain=true", json=record, headers=any_desk.headers(Role.SCORER))
+    assert response.status_code == 422, response.text
+    assert any(e["field"] == field for e in response.json()["errors"]), response.json()
