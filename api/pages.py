@@ -55,7 +55,11 @@ class _BadForm(Exception):
 async def _form(request: Request) -> dict[str, str]:
     """The url-encoded form, each field through the shared text check (python-multipart is not needed)."""
     body = (await request.body())[:20_000].decode("utf-8", "replace")
-    form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True, max_num_fields=20).items()}
+    try:
+        fields = parse_qs(body, keep_blank_values=True, max_num_fields=20)
+    except ValueError:  # more fields than any page form has
+        raise _BadForm(TextError("form", "more than 20 fields")) from None
+    form = {k: v[0] for k, v in fields.items()}
     try:
         return {k: clean_text(v, field=k, multiline=k in _MULTILINE_FIELDS) for k, v in form.items()}
     except TextError as exc:

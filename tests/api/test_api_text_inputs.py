@@ -110,3 +110,9 @@ def test_a_nul_in_a_scored_transaction_is_422_on_both_stores(any_desk: Any, reco
     response = any_desk.client.post("/v1/score?explain=true", json=record, headers=any_desk.headers(Role.SCORER))
     assert response.status_code == 422, response.text
     assert any(e["field"] == field for e in response.json()["errors"]), response.json()
+
+
+def test_a_page_form_with_too_many_fields_is_422(desk: Any) -> None:
+    form = "&".join(f"f{i}=x" for i in range(50))
+    response = desk.client.post("/login", content=form, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 422 and "more than 20 fields" in response.text
