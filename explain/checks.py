@@ -8,11 +8,12 @@ its statements to the same licence). Each check names itself and the offending s
 * ``binding``     — each number is said about the fact it belongs to ("the average of 199.10 EUR"
   must be the average, not the amount) and for the right look-back window;
 * ``factors``     — every factor said to raise or lower risk is a reason; every factor mentioned is in the facts;
+  the factor called the strongest ("the main reason is ...") is the strongest reason;
 * ``direction``   — the direction stated for a factor is the sign of its SHAP value (negations read);
 * ``coverage``    — the strongest reason is stated with its direction;
 * ``values``      — worded facts are right: new vs known merchant/device/country, night vs day,
-  weekend vs weekday, the weekday, the channel;
-* ``comparisons`` — "above/below the threshold / the average / the largest amount" hold;
+  weekend vs weekday, the weekday, the channel, "no earlier transactions";
+* ``comparisons`` — "above/below the threshold / the average / the largest amount" hold, in what-ifs too;
 * ``vocabulary``  — every word is in the fixed domain vocabulary (``explain/data/vocabulary.txt``) or the facts;
 * ``verdict``     — no verdict (legitimate, not fraud, safe to approve, close the alert, confirmed fraud...);
 * ``instruction`` — no instruction, advice or prompt injection addressed to a reader or a model;
@@ -172,6 +173,9 @@ def claims(text: str) -> list[Claim]:
     return found
 
 
+# "the main reason is ...": a claim about which factor is strongest.
+_RANKING = re.compile(r"\b(?:strongest|main|chief|primary|leading|most important|biggest|top|foremost|key)\s+"
+                      r"(?:reason|factor|driver|signal|contributor|cause)\b(?!s)", re.IGNORECASE)
 _CONCEPT_RE = {name: re.compile("|".join(patterns), re.IGNORECASE) for name, patterns in CONCEPT_PATTERNS.items()}
 
 
@@ -190,6 +194,14 @@ def check_factors_licence(text: str, licence: Licence) -> CheckResult:
             bad.append((_concept_span(text, concept, claim.text), f"{concept} is said to move risk but is not a reason"))
     for concept in sorted(concepts_in(text) - licence.mentioned - given):
         bad.append((_concept_span(text, concept), f"{concept} is not in the facts"))
+    if licence.strongest is not None:
+        top = licence.strongest[0]
+        for clause in clauses(text):
+            for match in _RANKING.finditer(clause.text):
+                named = concepts_in(clause.text)
+                if named and top not in named:
+                    bad.append((Span(clause.start + match.start(), clause.start + match.end(), match.group(0)),
+                                f"called the strongest reason, but the strongest reason is {top}"))
     return _result("factors", _dedupe(bad))
 
 
@@ -313,6 +325,9 @@ _NIGHT = re.compile(r"\bnight(?:[- ]?time)?\b|\bovernight\b|\bmidnight\b", re.IG
 _DAY = re.compile(r"\bday[- ]?time\b|\bduring the day\b", re.IGNORECASE)
 _WEEKEND = re.compile(r"\bweekends?\b", re.IGNORECASE)
 _WEEKDAY = re.compile(r"\bweekdays?\b|\bworking days?\b", re.IGNORECASE)
+_NO_HISTORY = re.compile(r"\bno (?:earlier|previous|prior|recent|other) (?:transactions?|payments?|purchases?)\b"
+                         r"|\bfirst (?:ever )?(?:transaction|payment|purchase)\b|\bnever (?:been )?used before\b",
+                         re.IGNORECASE)
 _WEEKDAY_NAMES = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")s?\b", re.IGNORECASE)
 
 
@@ -341,6 +356,11 @@ def check_values(text: str, licence: Licence) -> CheckResult:
             for match in pattern.finditer(text, clause.start, clause.end):
                 if name != channel:
                     bad.append((_span(match), f"the channel is {channel or 'not given'}, not {name}"))
+    no_history = licence.values.get("history") == "none" or any(
+        n.subject == "tx_count" and n.value == 0 for n in licence.numbers)
+    for match in _NO_HISTORY.finditer(text):
+        if not no_history:
+            bad.append((_span(match), "the facts give this card earlier transactions"))
     for match in _WEEKDAY_NAMES.finditer(text):
         if match.group(0).lower().removesuffix("s") not in licence.words:
             bad.append((_span(match), f"{match.group(0)} is not the day in the facts"))
@@ -362,15 +382,29 @@ _TARGETS = {"threshold": ("score", "threshold"), "cutoff": ("score", "threshold"
 
 def check_comparisons(text: str, licence: Licence) -> CheckResult:
     bad: list[tuple[Span, str]] = []
+    thresholds = [n.value for n in licence.numbers if n.subject == "threshold"]
+    for clause in clauses(text):
+        if not HYPOTHETICAL.search(clause.text) or not thresholds:
+            continue
+        # A what-if's own comparison: the score it states against the threshold.
+        scores = [m.value for m in mentions(clause.text) if m.unit in ("plain", "percent")
+                  and not any(abs(m.value - t) <= m.tolerance for t in thresholds)]
+        for match in _COMPARISON.finditer(text, clause.start, clause.end):
+            if _TARGETS[match.group("target").lower()] != ("score", "threshold") or len(scores) != 1:
+                continue
+            said = "above" if re.fullmatch(_ABOVE, match.group("rel"), re.IGNORECASE) else "below"
+            truth = "above" if scores[0] >= thresholds[0] else "below"
+            if said != truth:
+                bad.append((_span(match), f"the what-if score is {truth} the threshold, not {said}"))
     for clause in _factual(text):
         for match in _COMPARISON.finditer(text, clause.start, clause.end):
             pair = _TARGETS[match.group("target").lower()]
             said = "above" if re.fullmatch(_ABOVE, match.group("rel"), re.IGNORECASE) else "below"
-            truth = licence.relations.get(pair)
-            if truth is None:
+            holds = licence.relations.get(pair)
+            if holds is None:
                 bad.append((_span(match), f"no fact compares the {pair[0]} with the {pair[1]}"))
-            elif said != truth:
-                bad.append((_span(match), f"the {pair[0]} is {truth} the {pair[1]}, not {said}"))
+            elif said != holds:
+                bad.append((_span(match), f"the {pair[0]} is {holds} the {pair[1]}, not {said}"))
     return _result("comparisons", bad)
 
 
@@ -433,6 +467,9 @@ _VERDICT = re.compile(
     r"|\b(?:is|was|are|were|be|being|been)\s+(?:a |an )?(?:case of |act of )?fraud(?:ulent)?(?![\w-])"
     r"|\bconfirm(?:s|ed|ation)?\b|\bdefinite(?:ly)?\b|\bcertain(?:ly|ty)?\b|\bundoubted(?:ly)?\b|\bwithout (?:a |any )?doubt\b"
     r"|\bprov(?:e|es|en|ed)\b|\bproof\b|\bguarantee\w*|\bfraudsters?\b|\bstolen\b|\bcriminals?\b|\b100 ?%"
+    r"|\b(?:is|was|looks?|looked|seems?|seemed|appears?|appeared)\s+(?:to be\s+)?(?:\w+ly\s+)?(?:normal|fine|ok|okay|"
+    r"harmless|routine|expected|usual|typical|unremarkable|in order|low[- ]risk|nothing unusual)\b"
+    r"|\b(?:low|no|little|minimal|negligible) (?:fraud )?risk\b|\brisk (?:is|was) (?:low|minimal|negligible)\b"
     r"|\bno action\b|\blet (?:it|the payment|the transaction) (?:through|go)\b|\brelease the (?:payment|funds)\b",
     re.IGNORECASE,
 )

@@ -163,6 +163,12 @@ def licence_from_facts(facts: FactSheet) -> Licence:
             values["channel"] = _CHANNEL_KEYS.get(int(reason.feature_value), "unknown")
     if tx is not None and tx.channel:
         values["channel"] = tx.channel
+    if tx is not None:
+        # The calendar features' own definitions (features.families.calendar), unless a reason says otherwise.
+        values.setdefault("night", "yes" if tx.timestamp.hour < 6 else "no")
+        values.setdefault("weekend", "yes" if tx.timestamp.weekday() >= 5 else "no")
+    if "no previous transaction on record" in sheet or "first transaction seen" in sheet:
+        values["history"] = "none"
     relations: dict[tuple[str, str], str] = {}
     if facts.score is not None and facts.threshold is not None:
         relations[("score", "threshold")] = "above" if facts.score >= facts.threshold else "below"
