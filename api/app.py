@@ -18,7 +18,7 @@ from api.auth import BEARER
 from api.context import AppContext
 from api.errors import install_handlers
 from api.limits import BodyLimitMiddleware
-from api.observe import ObserveMiddleware
+from api.observe import ObserveMiddleware, mask_secrets_in_logs
 from api.security import STATIC_PREFIX, SecurityMiddleware
 from api.settings import ApiSettings
 
@@ -40,6 +40,7 @@ def create_app(settings: Any, api_settings: ApiSettings | None = None, *, load_m
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mask_secrets_in_logs(settings)
         ctx.setup(load_model=load_model)
         try:
             yield
