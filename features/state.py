@@ -49,6 +49,10 @@ class StateStore(Protocol):
         """Every live state with its remaining TTL, as portable bytes (keys starting with one of
         ``skip_prefixes`` left out: state that is rebuilt from elsewhere, such as labels)."""
 
+    def snapshot_document(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        """:meth:`snapshot` before compression: the copy, taken while the state holds still;
+        :func:`seal_snapshot` turns it into the snapshot, on any thread."""
+
     def restore(self, data: bytes) -> None:
         """Load a snapshot (keys in it replace existing ones)."""
 
@@ -89,9 +93,18 @@ except ImportError:  # pragma: no cover - the stdlib gives identical documents
 
 
 def encode_snapshot(entries: Iterable[tuple[str, int | None, Any]]) -> bytes:
-    return _SNAPSHOT_MAGIC + zlib.compress(
-        _dumps({"entries": [list(entry) for entry in entries]}), 3
-    )
+    return seal_snapshot(snapshot_document(entries))
+
+
+def snapshot_document(entries: Iterable[tuple[str, int | None, Any]]) -> bytes:
+    """The uncompressed JSON of a snapshot: the consistent copy of the state (see :func:`seal_snapshot`)."""
+    return _dumps({"entries": [list(entry) for entry in entries]})
+
+
+def seal_snapshot(document: bytes) -> bytes:
+    """A :func:`snapshot_document` as snapshot bytes. zlib releases the GIL, so a caller may seal
+    on another thread while the state moves on (the document is already a copy)."""
+    return _SNAPSHOT_MAGIC + zlib.compress(document, 3)
 
 
 def decode_snapshot(data: bytes) -> list[tuple[str, int | None, Any]]:
@@ -160,8 +173,12 @@ class MemoryStateStore:
         return len(expired)
 
     def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        return seal_snapshot(self.snapshot_document(skip_prefixes))
+
+    def snapshot_document(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        """:meth:`snapshot` before compression (:func:`seal_snapshot` finishes it)."""
         now = self._clock()
-        return encode_snapshot(
+        return snapshot_document(
             (key, None if deadline is None else deadline - now, self._states[key])
             for key, deadline in self._deadlines.items()
             if (deadline is None or deadline > now) and not (skip_prefixes and key.startswith(skip_prefixes))
@@ -220,6 +237,9 @@ class RoutedStateStore:
     # Snapshots cover the default store only: routed state is rebuilt from its source (the labels topic).
     def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
         return self.default.snapshot(skip_prefixes)
+
+    def snapshot_document(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        return self.default.snapshot_document(skip_prefixes)
 
     def restore(self, data: bytes) -> None:
         self.default.restore(data)
@@ -312,6 +332,10 @@ class RedisStateStore:
             yield batch
 
     def snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        return seal_snapshot(self.snapshot_document(skip_prefixes))
+
+    def snapshot_document(self, skip_prefixes: tuple[str, ...] = ()) -> bytes:
+        """:meth:`snapshot` before compression (:func:`seal_snapshot` finishes it)."""
         entries: list[tuple[str, int | None, Any]] = []
         cut = len(self.key_prefix.encode())
         skip = tuple(self.key_prefix.encode() + prefix.encode() for prefix in skip_prefixes)
@@ -328,7 +352,7 @@ class RedisStateStore:
             for name, value, ttl in zip(names, values, ttls, strict=True):
                 if value is not None and ttl != -2:  # -2: expired between SCAN and MGET
                     entries.append((name[cut:].decode(), None if ttl < 0 else ttl, _loads(value)))
-        return encode_snapshot(entries)
+        return snapshot_document(entries)
 
     def restore(self, data: bytes) -> None:
         pipe = self.client.pipeline(transaction=False)

@@ -281,7 +281,7 @@ class StreamService:
                 self._writer.drain()
                 self._commit_completed(force=True)
                 if self.state_sync is not None and not self.state_sync.pending:
-                    self.state_sync.checkpoint()  # the next start restores it with no gap to replay
+                    self.state_sync.checkpoint(wait=True)  # the next start restores it with no gap to replay
             except (Interrupted, WriterStopped) as exc:
                 # Uncommitted batches are redelivered after restart: nothing lost.
                 reason = exc.__cause__ if isinstance(exc, WriterStopped) and exc.__cause__ is not None else exc

@@ -28,6 +28,7 @@ on batch boundaries, on where a crash happened or on which process scored a part
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 from sqlalchemy import select
 
 from features.schema import Transaction
-from features.state import MemoryStateStore
+from features.state import MemoryStateStore, seal_snapshot
 from streaming.checkpoint import CheckpointDir, Offsets
 from streaming.pipeline import Decoded, decode_batch
 from streaming.records import SourceRecord
@@ -131,6 +132,7 @@ class StateSync:
         self._due = False
         #: Records replayed through the features at assignments (logged, and read by tests).
         self.rebuilt = 0
+        self._writing: threading.Thread | None = None
 
     # -- assignment ------------------------------------------------------------------
     def assigned(self, partitions: Iterable[Any]) -> None:
@@ -283,15 +285,38 @@ class StateSync:
                 return
         self.checkpoint()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, wait: bool = False) -> None:
+        """Copy the state now (poll thread: it holds still between batches); compress and write the
+        file on a background thread. A checkpoint still being written makes this one wait for the
+        next turn, unless ``wait`` (a clean stop), which also waits for this one's file."""
+        if self._writing is not None and self._writing.is_alive():
+            if not wait:
+                return
+            self._writing.join()
         started = time.perf_counter()
-        state = self.scorer.feature_state.snapshot(self._skip_prefixes())
-        written = self.directory.write(self.applied, state)
+        document = self.scorer.feature_state.snapshot_document(self._skip_prefixes())
+        copy_ms = (time.perf_counter() - started) * 1000
         self._records_since, self._checkpoint_at, self._due = 0, time.monotonic(), False
-        self.directory.prune(self.committed)
+        self._writing = threading.Thread(target=self._write, args=(document, dict(self.applied), dict(self.committed),
+                                                                   copy_ms), name="state-checkpoint", daemon=True)
+        self._writing.start()
+        if wait:
+            self._writing.join()
+
+    def _write(self, document: bytes, offsets: Offsets, committed: Offsets, copy_ms: float) -> None:
+        started = time.perf_counter()
+        try:
+            state = seal_snapshot(document)
+            written = self.directory.write(offsets, state)
+            self.directory.prune(committed)
+        except OSError as exc:
+            # Not fatal: a restart replays from an older checkpoint (or the partitions' beginning).
+            log.error("feature state checkpoint not written", extra={"directory": str(self.directory.path),
+                                                                     "error": str(exc)})
+            return
         log.info("feature state checkpointed", extra={
-            "checkpoint": written.path.name, "bytes": len(state),
-            "ms": round((time.perf_counter() - started) * 1000, 1)})
+            "checkpoint": written.path.name, "bytes": len(state), "copy_ms": round(copy_ms, 1),
+            "write_ms": round((time.perf_counter() - started) * 1000, 1)})
 
     def committed_offsets(self, positions: dict[Key, int]) -> None:
         """Offsets this process committed (sync commit done, or async commit acknowledged)."""
