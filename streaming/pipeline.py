@@ -263,14 +263,23 @@ def score_decoded(
                          None, content_fingerprint(tx))
         return score if verdict is None else score._replace(shadow=verdict(i, tx, score))
 
-    rows = range(len(txs))
     built: list[ScoreOut | None]
     try:
-        built = [build(i) for i in rows]
+        # The usual case in one comprehension (no call per row); ``build`` is its row-by-row twin.
+        keys = [src.key or tx.card_id.encode() for tx, src in zip(txs, sources, strict=True)]
+        scores = [
+            ScoreOut(tx.transaction_id, key, value, decision, threshold, version, tx.timestamp_ms, src.partition,
+                     src.offset, src.timestamp_ms, processing_ms, None, content_fingerprint(tx))
+            for tx, src, key, value, decision in zip(txs, sources, keys, values, decisions, strict=True)
+        ]
+        if verdict is not None:
+            scores = [score._replace(shadow=verdict(i, tx, score))
+                      for i, (tx, score) in enumerate(zip(txs, scores, strict=True))]
+        built = list[ScoreOut | None](scores)
     except transient:
         raise
     except Exception:  # noqa: BLE001 - find the record(s), below
-        built = [_guarded(build, i, sources[i], "score record", outputs.dead, transient) for i in rows]
+        built = [_guarded(build, i, sources[i], "score record", outputs.dead, transient) for i in range(len(txs))]
     alerted = [i for i in alerted if built[i] is not None]
     carded = _alert_cards(cards or MinimalCards(), txs, sources, scored, alerted, outputs.dead, transient)
     if len(carded) < len(alerted):  # a dead-lettered card takes its score along
