@@ -10,13 +10,20 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from explain.redaction import install_log_redaction, secret_values
-from fraudlens.commands._common import EXIT_USAGE, error_line, is_user_error, remember_secrets
+from fraudlens.commands._common import (
+    EXIT_USAGE,
+    error_line,
+    is_user_error,
+    redact_secrets,
+    remember_secrets,
+)
 from fraudlens.settings import Settings, load_settings
 
 
@@ -33,7 +40,9 @@ class _Cli(typer.Typer):
             return super().__call__(*args, **kwargs)
         except Exception as exc:
             if not is_user_error(exc):
-                raise
+                # A bug keeps its traceback (exit 1, as Python's own), with secrets masked like every other line.
+                sys.stderr.write(redact_secrets("".join(traceback.format_exception(exc))))
+                raise SystemExit(1) from None
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             print(error_line(exc), file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None

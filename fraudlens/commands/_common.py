@@ -29,6 +29,11 @@ def remember_secrets(values: set[str]) -> None:
     _Secrets.values |= values
 
 
+def redact_secrets(text: str) -> str:
+    """``text`` with URL credentials and this invocation's configured secrets masked."""
+    return redact(text, _Secrets.values)
+
+
 def _store_unreachable(exc: BaseException) -> bool:
     # SQLAlchemy is looked up, not imported: `fraudlens --help` stays instant, and an error of
     # its kind can only exist once a command has imported it.

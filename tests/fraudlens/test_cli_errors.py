@@ -76,3 +76,24 @@ def test_any_command_with_the_store_unreachable_is_one_line(tmp_path: Path) -> N
     done = run_cli(cli_env(tmp_path, FRAUDLENS_STORE__URL=url), "narrate", "--once", "--backend", "template")
     assert_one_error_line(done, "FRAUDLENS_STORE__URL", "Connection refused")
     assert "hunter2pw" not in done.stderr + done.stdout
+
+
+def test_a_bug_keeps_its_traceback_with_secrets_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudlens.cli import _Cli
+
+    cli = _Cli(pretty_exceptions_enable=False)
+
+    @cli.command()
+    def boom() -> None:
+        raise RuntimeError("lost the connection to redis://:RedisPw-1234@cache:6379/0")
+
+    @cli.command()
+    def other() -> None:  # a second command keeps `boom` a subcommand, as in the real CLI
+        """Unused."""
+
+    with pytest.raises(SystemExit) as exited:
+        cli(["boom"], prog_name="fraudlens")
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: lost the connection to redis://:***@cache:6379/0" in err
+    assert "RedisPw-1234" not in err
