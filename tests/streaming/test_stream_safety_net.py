@@ -5,21 +5,25 @@ a record much older than its card's state is dead-lettered without touching that
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from stream_processes import committed, stream_settings
+from sqlalchemy.engine import make_url
+from stream_processes import TcpProxy, committed, stream_settings, wait_for
 
 from detection.bundle import ModelBundle
 from features.families import Geo, default_families
 from features.pipeline import FeaturePipeline
 from features.schema import Transaction
-from features.state import MemoryStateStore
+from features.state import MemoryStateStore, RedisStateStore
 from fraudlens.settings import StateSettings
 from streaming.alerts import MinimalCards
+from streaming.broker import free_port
 from streaming.consumer import StreamService
 from streaming.records import HEADER_ERROR_CLASS, HEADER_ERROR_MESSAGE, HEADER_REASON
 from streaming.scoring import ModelScorer, RuleScorer
@@ -155,3 +159,40 @@ def test_a_late_record_is_dead_lettered_and_the_card_scores_as_if_it_was_never_s
     assert set(dead) == {"late-1"}
     assert dict(dead["late-1"].headers)[HEADER_REASON] == (
         b"older than the card's latest transaction by more than 1 day")
+
+
+def test_a_feature_state_outage_is_retried_not_dead_lettered(
+    kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any, transactions: Any,
+    stream_model: Any, redis_url: str,
+) -> None:
+    # Redis behind a proxy that the test cuts: a real ConnectionError from the state store, which
+    # the safety net must leave to the retry loop (an outage is not a bad record).
+    url = make_url(redis_url)
+    proxy = TcpProxy(free_port(), (url.host or "127.0.0.1", url.port or 6379)).start()
+    state = RedisStateStore(f"redis://127.0.0.1:{proxy.port}/0", key_prefix=f"fl-net-{uuid.uuid4().hex[:8]}:")
+    try:
+        bundle = ModelBundle.from_path(stream_model)
+        online = FeaturePipeline.from_settings(bundle.feature_settings).online(state, refuse_late=True)
+        records = transactions(300, seed=33)
+        kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records))
+        store = SqlAlertStore(sqlite_store_settings)
+        store.setup()
+        service = StreamService(kafka_settings, ModelScorer(bundle, online), store)
+        proxy.cut()
+        result: list[Any] = []
+        runner = threading.Thread(target=lambda: result.append(service.run(max_records=len(records),
+                                                                           idle_exit_s=30)))
+        runner.start()
+        sample = service.metrics.registry.get_sample_value
+        wait_for(lambda: (sample("fraudlens_stream_retries_total", {"step": "score"}) or 0) >= 2, 60,
+                 "scoring retries while Redis is cut")
+        proxy.restore()
+        runner.join(120)
+        assert not runner.is_alive()
+        (summary,) = result
+        assert summary.scored == len(records) == store.count_scores()
+        assert summary.dead_lettered == 0 and kafka_io.read(kafka_settings.dlq_topic) == []
+        store.close()
+    finally:
+        proxy.cut()
+        RedisStateStore(redis_url, key_prefix=state.key_prefix).clear()
