@@ -46,18 +46,22 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def check_auth_limit(request: Request, presented: str | None) -> None:
-    """Refuse (429) a caller whose failed authentications used up its allowance, before its key is looked up."""
+def check_auth_limit(request: Request) -> None:
+    """Refuse (429) an address whose failed authentications used up its allowance, before any key is looked up."""
     ctx: AppContext = request.app.state.ctx
-    wait = ctx.limiter.retry_after(client_address(request), presented)
+    wait = ctx.limiter.address_wait(client_address(request))
     if wait:
         ctx.metrics.auth_failures.labels("429").inc()
         raise TooManyRequests(wait)
 
 
 def record_auth_failure(request: Request, presented: str | None) -> None:
+    """Count a failed authentication; 429 instead of 401 when its address or key id had no allowance left."""
     ctx: AppContext = request.app.state.ctx
-    ctx.limiter.failed(client_address(request), presented)
+    wait = ctx.limiter.failed(client_address(request), presented)
+    if wait:
+        ctx.metrics.auth_failures.labels("429").inc()
+        raise TooManyRequests(wait)
 
 
 def authenticate(request: Request, *, allow_cookie: bool) -> Principal | None:
@@ -101,7 +105,7 @@ def require(*roles: Role, cookie: bool = False) -> Callable[..., Awaitable[Princ
         ctx: AppContext = request.app.state.ctx
         presented = _header_key(request)
         if presented:
-            check_auth_limit(request, presented)
+            check_auth_limit(request)
         who = await _authenticate(request, allow_cookie=cookie)
         if who is None:
             if presented:  # a wrong key is a guess; no key at all costs the database nothing
@@ -129,7 +133,7 @@ async def metrics_access(request: Request) -> None:
     if presented and hmac.compare_digest(presented.encode(), ctx.api.metrics_key.get_secret_value().encode()):
         return
     if presented:
-        check_auth_limit(request, presented)
+        check_auth_limit(request)
         who = await _authenticate(request, allow_cookie=False)
         if who is not None and who.role is Role.ADMIN:
             return

@@ -160,11 +160,9 @@ async def login(request: Request) -> Response:
     target = _safe_next(form.get("next", "/ui/alerts"))
     plaintext = form.get("key", "").strip()
     try:
-        check_auth_limit(request, plaintext)
+        check_auth_limit(request)
     except TooManyRequests as exc:
-        page = _login_form(request, target, "Too many failed logins: wait and try again.", 429)
-        page.headers.update(exc.headers)
-        return page
+        return _too_many(request, target, exc)
     if not same_token(request.cookies.get(LOGIN_COOKIE_NAME), form.get("csrf")):
         insecure = request.url.scheme != "https" and ctx.api.secure_cookie(request.url.scheme)
         if insecure and LOGIN_COOKIE_NAME not in request.cookies:
@@ -175,7 +173,10 @@ async def login(request: Request) -> Response:
     who = await run_in_threadpool(_start_session, request, plaintext)
     if who is None or who.role not in PAGE_ROLES:
         if who is None:
-            record_auth_failure(request, plaintext)
+            try:
+                record_auth_failure(request, plaintext)
+            except TooManyRequests as exc:
+                return _too_many(request, target, exc)
         ctx.metrics.auth_failures.labels("401").inc()
         error = "That key is not valid." if who is None else f"The role {who.role.value} has no pages."
         return _login_form(request, target, error, 401)
@@ -183,6 +184,12 @@ async def login(request: Request) -> Response:
     _set_cookie(request, response, COOKIE_NAME, request.state.new_session, max_age=ctx.api.session_max_age_s)
     response.delete_cookie(LOGIN_COOKIE_NAME, path="/")
     return response
+
+
+def _too_many(request: Request, target: str, exc: TooManyRequests) -> HTMLResponse:
+    page = _login_form(request, target, "Too many failed logins: wait and try again.", 429)
+    page.headers.update(exc.headers)
+    return page
 
 
 def _end_session(request: Request, csrf: str | None) -> bool:

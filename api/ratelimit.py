@@ -2,11 +2,17 @@
 
 Each failed authentication takes a token from the caller's address bucket and, when
 the presented key names a key id (``flk_<key id>_<secret>``), from that key id's
-bucket; buckets refill at a steady rate. A caller whose bucket is empty is answered
-429 with ``Retry-After`` before its key is looked up, so guessing costs the guesser
-time and the database nothing. The state lives in one process: with N API processes
-behind a balancer a guesser gets up to N times the allowance (a shared limit needs
-the proxy or a shared store).
+bucket; buckets refill at a steady rate.
+
+- An address whose bucket is empty is answered 429 with ``Retry-After`` before its key
+  is looked up: guessing costs the guesser time and the database nothing.
+- A key id whose bucket is empty turns its failures into 429s (guesses spread over
+  many addresses), but never refuses the right key: key ids appear in logs and the
+  audit trail, and anyone who knows one must not be able to lock its holder (a bank's
+  scoring platform) out by sending wrong secrets under it.
+
+The state lives in one process: with N API processes behind a balancer a guesser gets
+up to N times the allowance (a shared limit needs the proxy or a shared store).
 """
 
 from __future__ import annotations
@@ -99,10 +105,13 @@ class AuthLimiter:
             keys.append(f"key:{key_id}")
         return keys
 
-    def retry_after(self, address: str | None, plaintext: str | None) -> int:
-        """Seconds this caller must wait before it may try again; 0 when it may try now."""
-        return max(self.buckets.retry_after(k) for k in self._keys(address, plaintext))
+    def address_wait(self, address: str | None) -> int:
+        """Seconds this address must wait before its next key is even looked up; 0 when it may try now."""
+        return self.buckets.retry_after(f"ip:{address or 'unknown'}")
 
-    def failed(self, address: str | None, plaintext: str | None) -> None:
-        for key in self._keys(address, plaintext):
-            self.buckets.take(key)
+    def failed(self, address: str | None, plaintext: str | None) -> int:
+        """Count a failed authentication; the seconds to wait when a bucket it draws on was already empty
+        (answer 429), else 0 (answer 401)."""
+        waits = [0 if self.buckets.take(k) else max(1, self.buckets.retry_after(k))
+                 for k in self._keys(address, plaintext)]
+        return max(waits)
