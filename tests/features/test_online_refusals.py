@@ -156,3 +156,16 @@ def test_with_redis_a_refused_event_leaves_no_trace_on_a_card_with_history(redis
     np.testing.assert_array_equal(rows.values, control.values)
     # The state the store holds (JSON) equals the one of a run that never saw the poison event.
     assert state == orjson.loads(orjson.dumps(memory.load_many(["card:c1"])))
+
+
+def test_the_lateness_comes_from_the_feature_settings_and_none_turns_it_off() -> None:
+    hour = FeaturePipeline.from_settings(FeatureSettings(max_lateness_s=3600)).online(refuse_late=True)
+    assert hour.max_lateness_ms == 3_600_000
+    assert FeaturePipeline.from_settings().max_lateness_ms == DAY_MS  # the default: one day
+    past = history()
+    hour.transform_batch(past)
+    (refusal,) = hour.transform_rows([tx(100, "c1", past[-1].timestamp_ms - 3_600_001)]).refused
+    assert refusal.reason == "older than the card's latest transaction by more than 1 hour"
+    unlimited = FeaturePipeline.from_settings(FeatureSettings(max_lateness_s=None)).online(refuse_late=True)
+    unlimited.transform_batch(past)
+    assert unlimited.transform_rows([tx(101, "c1", T0 - 365 * DAY_MS)]).refused == []
