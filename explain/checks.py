@@ -60,6 +60,8 @@ from explain.reasons import CONCEPT_PATTERNS, concepts_in
 #: Version of the verifier recorded on every narrative it passed (provenance ``verifier``).
 VERIFIER_VERSION = "closed-world-v1"
 
+#: Texts longer than this (or 20 characters a word allowed) are refused on their length without being read.
+MAX_CHARS = 5000
 CHECK_NAMES: tuple[str, ...] = (
     "numbers", "binding", "factors", "direction", "coverage", "values", "comparisons", "vocabulary", "verdict",
     "instruction", "contact", "url", "echo", "length",
@@ -632,12 +634,17 @@ class GroundingChecker:
         self.min_words = min_words
         self.max_words = max_words
         self.vocabulary = vocabulary if vocabulary is not None else domain_vocabulary()
+        self.max_chars = max(MAX_CHARS, 20 * max_words)
         self.version = VERIFIER_VERSION
 
     def check(self, text: str, facts: FactSheet) -> CheckReport:
         return self.verify(text, licence_from_facts(facts))
 
     def verify(self, text: str, licence: Licence) -> CheckReport:
+        if len(text) > self.max_chars:
+            # Far beyond any narrative: refused on its length alone, without reading it.
+            return CheckReport((CheckResult("length", False, f"{len(text)} characters, allowed at most {self.max_chars}",
+                                            (Span(0, 80, text[:80]),)),))
         numbers, binding = _number_checks(text, licence)
         return CheckReport((
             numbers,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from explain.formatting import DAY_NAMES
 
@@ -113,7 +114,8 @@ HYPOTHETICAL = re.compile(r"\b(?:would|instead of|had (?:the|it|this)|if (?:the|
 WEEKDAYS = tuple(day.lower() for day in DAY_NAMES)
 
 
-def sentences(text: str) -> list[Span]:
+@lru_cache(maxsize=64)
+def sentences(text: str) -> tuple[Span, ...]:
     """Sentences of a text (a decimal point is not a sentence end)."""
     out, start = [], 0
     for match in _SENTENCE_END.finditer(text):
@@ -123,10 +125,11 @@ def sentences(text: str) -> list[Span]:
         start = end
     if text[start:].strip():
         out.append(_strip(text, start, len(text)))
-    return out
+    return tuple(out)
 
 
-def clauses(text: str) -> list[Span]:
+@lru_cache(maxsize=64)
+def clauses(text: str) -> tuple[Span, ...]:
     """Sentences cut at ``;``, ``:`` and dashes: the unit within which cues and windows are looked for."""
     out = []
     for sentence in sentences(text):
@@ -137,7 +140,7 @@ def clauses(text: str) -> list[Span]:
             start = match.end()
         if text[start:sentence.end].strip():
             out.append(_strip(text, start, sentence.end))
-    return out
+    return tuple(out)
 
 
 def _strip(text: str, start: int, end: int) -> Span:

@@ -153,3 +153,9 @@ def test_what_ifs_are_licensed_only_as_what_ifs(cards: dict[str, AlertCard]) -> 
     assert checker.check(head + "At 87.74 EUR instead of 682.21 EUR, the score would be 0.48.", facts).passed
     assert not checker.check(head + "The score was 0.48.", facts).passed
     assert not checker.check(head + "At 90.00 EUR instead of 682.21 EUR, the score would be 0.48.", facts).passed
+
+
+def test_a_text_far_beyond_a_narrative_is_refused_on_its_length(cards: dict[str, AlertCard]) -> None:
+    facts = cards["card_00"].facts()
+    report = GroundingChecker().check(facts.template_text() + " x" * 50_000, facts)
+    assert not report.passed and report.failed == ["length"] and "characters" in report["length"].detail
