@@ -169,26 +169,29 @@ def stop_process_tree(process: subprocess.Popen[Any], timeout_s: float = 5.0) ->
     through their parent links and signalled one by one. Safe to call on a process that has
     already exited.
     """
-    tree = descendants(process.pid, process_table())  # before anything exits: orphans leave the tree
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-    _killpg(process.pid, signal.SIGTERM)
-    _signal(tree, signal.SIGTERM)
+    tree: list[ProcessInfo] = []
+
+    def signal_tree(sig: signal.Signals) -> None:
+        # Only while the process is not reaped is its pid (and its group's id) surely ours: a
+        # reaped pid may already belong to a stranger (pids wrap at 32768 on a busy machine).
+        # A zombie keeps its pid, so the check comes before any poll() that could reap it.
+        if process.returncode is None:
+            tree.extend(info for info in descendants(process.pid, process_table()) if info not in tree)
+            _killpg(process.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+        _signal(_alive(tree, process_table()), sig)
+
+    signal_tree(signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while True:
-        table = process_table()
-        # Whatever the process started since the first look is stopped too.
-        tree += [info for info in descendants(process.pid, table) if info not in tree]
-        left = _alive(tree, table)
-        if (process.poll() is not None and not left) or time.monotonic() > deadline:
-            break
+    while time.monotonic() < deadline:
+        if process.returncode is None:
+            # Whatever it started since the first look is stopped too.
+            tree.extend(info for info in descendants(process.pid, process_table()) if info not in tree)
+        if process.poll() is not None and not _alive(tree, process_table()):
+            return
         time.sleep(0.1)
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-    _killpg(process.pid, signal.SIGKILL)
-    _signal(left, signal.SIGKILL)
+    signal_tree(signal.SIGKILL)
     process.wait()
 
 
