@@ -58,15 +58,14 @@ class ScoreService:
         from explain.reasons import reason_codes
 
         with self._lock:
-            # Late items are refused before anything is scored: a 422 leaves the state untouched.
+            # A trial on copies of the state first: a request with a refused item (late, or one a
+            # feature step raises on) is a 422 that leaves the state as it was, for every item.
             online = getattr(self.scorer, "online", None)
-            late = online.late_rows(list(txs)) if online is not None else []
-            if late:
-                raise _refused(late)
+            refused = online.trial(list(txs)) if online is not None else []
+            if refused:
+                raise _refused(refused)
             scored = self.scorer.score_batch(list(txs))
-        if scored.refused:
-            # A step raised on an item (a bug the safety net caught): the others were scored and
-            # their state moved; the caller learns which item and why.
+        if scored.refused:  # the trial saw the same state and code: only a nondeterministic bug gets here
             raise _refused(scored.refused)
         explainer = self.scorer.cards.explainer
         attribution = explainer.attribute(scored.features, ids=[tx.transaction_id for tx in txs])

@@ -448,24 +448,17 @@ class OnlineFeatures:
         values = np.concatenate([stateful, *(fam.values_many(txs) for fam in self._batched)], axis=1)
         return OnlineRows(values, kept, refused)
 
-    def late_rows(self, txs: Sequence[Transaction]) -> list[Refusal]:
-        """The events :meth:`transform_rows` would refuse as late, found without changing any state
-        (a synchronous caller refuses a whole request before scoring any of it)."""
-        if self._late_reason is None or self._card_slot < 0 or not txs:
+    def trial(self, txs: Sequence[Transaction]) -> list[Refusal]:
+        """The refusals :meth:`transform_rows` would give ``txs``, found on copies of their entity
+        states: the store is not written. A synchronous caller (the API) refuses a whole request
+        before any of it touches the state; the copies cost what the states weigh (kilobytes)."""
+        if not txs:
             return []
-        keys = [self._keys(tx)[self._card_slot] for tx in txs]
-        states = self.store.load_many(list(dict.fromkeys(keys)))
-        latest = {key: state.get(LATEST_KEY) for key, state in states.items()}
-        limit = self.max_lateness_ms
-        assert limit is not None
-        out: list[Refusal] = []
-        for index, (tx, key) in enumerate(zip(txs, keys, strict=True)):
-            last, t = latest.get(key), tx.timestamp_ms
-            if last is not None and last - t > limit:
-                out.append(Refusal(index, tx.transaction_id, self._late_reason))
-            elif last is None or t > last:
-                latest[key] = t
-        return out
+        states = self.store.load_many(list(dict.fromkeys(key for tx in txs for key in self._keys(tx))))
+        scratch = MemoryStateStore()
+        scratch.save_many(copy.deepcopy(states), None)
+        trial = OnlineFeatures(self.pipeline, scratch, max_lateness_ms=self.max_lateness_ms)
+        return trial.transform_rows(txs).refused
 
     def _forget(self, index: int, txs: Sequence[Transaction], tx_keys: list[list[str]],
                 states: dict[str, Any], refused: set[int], *, failed: bool) -> None:

@@ -6,6 +6,7 @@ these tests check what it promises.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -77,17 +78,20 @@ def test_an_event_within_the_lateness_is_processed() -> None:
     assert rows.refused == [] and rows.kept == [0]
 
 
-def test_late_rows_finds_refusals_without_touching_state() -> None:
-    online = pipeline().online(MemoryStateStore(), refuse_late=True)
+def test_a_trial_finds_the_refusals_without_touching_state() -> None:
+    online = pipeline(fragile=True).online(MemoryStateStore(), refuse_late=True)
     past = history()
     online.transform_batch(past)
-    before = online.store.snapshot()
-    # The second event is late against the first one of the same request, not against the store.
+    keys = ["card:c1", "card:c2", "merchant:m0", "merchant:m1", "merchant:m2", f"merchant:{POISON_MERCHANT}"]
+    before = copy.deepcopy(online.store.load_many(keys))
+    # The third event is late against the second one of the same request, not against the store.
     ahead = tx(100, "c2", T0 + 10 * DAY_MS)
     behind = tx(101, "c2", T0 + 5 * DAY_MS)
-    late = online.late_rows([tx(99, "c1", T0 - 2 * DAY_MS), ahead, behind])
-    assert [(r.index, r.transaction_id) for r in late] == [(0, "t99"), (2, "t101")]
-    assert online.store.snapshot() == before
+    poison = tx(102, "c1", past[-1].timestamp_ms + 1, merchant=POISON_MERCHANT)
+    refused = online.trial([tx(99, "c1", T0 - 2 * DAY_MS), ahead, behind, poison])
+    assert [(r.index, r.transaction_id) for r in refused] == [(0, "t99"), (2, "t101"), (3, "t102")]
+    assert refused[2].error_type == "ZeroDivisionError"
+    assert online.store.load_many(keys) == before
 
 
 def test_late_events_are_processed_when_the_engine_does_not_refuse_them() -> None:
