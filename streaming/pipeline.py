@@ -346,7 +346,10 @@ def _score(scorer: Scorer, txs: Sequence[Transaction], sources: Sequence[SourceR
     for refusal in scored.refused:
         dead.append(DeadLetter(sources[refusal.index], refusal.reason, None, refusal.error_type,
                                refusal.error_message))
-    kept = scored.kept if scored.kept is not None else []
+    kept = scored.kept
+    if kept is None:
+        gone = {refusal.index for refusal in scored.refused}
+        kept = [i for i in range(len(txs)) if i not in gone]
     return scored, [txs[i] for i in kept], [sources[i] for i in kept]
 
 
