@@ -283,8 +283,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _describe(info: ProcessInfo, tests: list[tuple[str, float, float]]) -> str:
-    # Start times have a resolution of one clock tick (10 ms).
-    during = next((test for test, start, end in tests if start - 0.02 <= info.started <= end + 0.02), None)
+    # Start times have a resolution of one clock tick (10 ms): near the boundary of two tests the
+    # later one is taken, since a test starts its processes early more often than in its teardown.
+    during = next((test for test, start, end in reversed(tests) if start - 0.02 <= info.started <= end + 0.02), None)
     when = f"started during {during}" if during else "started outside any test (collection or session end)"
     command = info.command if len(info.command) <= 300 else info.command[:297] + "..."
     return f"pid {info.pid}: {command} ({when})"

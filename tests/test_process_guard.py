@@ -19,6 +19,9 @@ LEAKY = """
 import subprocess, sys, time
 from pathlib import Path
 
+def test_before():
+    pass  # the leaks below start right at this test's end: they must be named under the next one
+
 def test_leaks(tmp_path_factory):
     out = Path({out!r})
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], stdout=subprocess.DEVNULL)
@@ -46,7 +49,7 @@ def test_a_session_that_leaves_processes_running_fails_naming_and_killing_them(t
     table = process_table()
     assert [pid for pid in pids if pid in table and not table[pid].zombie] == [], "the leftovers were not killed"
     assert done.returncode == 1, done.stdout
-    assert "1 passed" in done.stdout  # the test itself passed: the guard is what failed the run
+    assert "2 passed" in done.stdout  # the tests themselves passed: the guard is what failed the run
     assert "processes left running" in done.stdout
     for pid in pids:
         assert f"pid {pid}: " in done.stdout and "started during test_inner.py::test_leaks" in done.stdout
