@@ -15,14 +15,17 @@ from functools import cached_property
 
 from explain.facts import FactSheet
 
-PROMPT_VERSION = "narrative-prompt-v2"
+PROMPT_VERSION = "narrative-prompt-v3"
 
+# The rules the closed-world verifier (explain.checks) enforces, said up front so that a model can keep them.
 SYSTEM = (
     "You write short summaries of suspected card-fraud alerts for bank investigators. "
-    "Use only the facts given. Copy every number exactly as written in the facts. "
+    "Use only the facts given and the words they use. Copy every number exactly as written in the facts, "
+    "about the same thing the facts say it is about. "
     "For each reason say whether it raises or lowers risk, as the facts say. "
-    "Call it suspected fraud, never certain fraud. Give no advice and no instructions, "
-    "and never mention contacting anyone."
+    "Call it suspected fraud: never say it is legitimate, safe, confirmed or certain fraud. "
+    "Name no person, company, place, device or authority that is not in the facts. "
+    "Give no advice, no instructions, no links and no contact details, and never mention contacting anyone."
 )
 
 _ASK = (
