@@ -19,7 +19,9 @@ key, its remaining TTL in ms (null = none) and its state.
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -119,6 +121,43 @@ def decode_snapshot(data: bytes) -> list[tuple[str, int | None, Any]]:
     return [(str(key), None if ttl is None else int(ttl), state) for key, ttl, state in entries]
 
 
+class SnapshotCapture:
+    """A consistent snapshot of a :class:`MemoryStateStore` taken while it keeps serving (copy on write).
+
+    The key set is fixed when it starts; afterwards each state is copied (as JSON) either by
+    :meth:`run`, on any thread, or by the store itself just before it hands the state out for
+    change or drops it, whichever comes first. So the snapshot is the state at the start,
+    however long the copying takes, and the writer never waits for more than one state's copy.
+    """
+
+    def __init__(self, states: dict[str, Any], pending: dict[str, int | None], now: int) -> None:
+        self._states = states
+        #: Key -> deadline at the start, for the states not copied yet.
+        self._pending = pending
+        self._now = now
+        self._parts: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def take(self, keys: Iterable[str]) -> None:
+        """Copy these keys' states now if they are part of the snapshot and not copied yet."""
+        pending = self._pending
+        if not pending:
+            return
+        with self._lock:
+            for key in keys:
+                if key in pending:
+                    deadline = pending.pop(key)
+                    ttl = None if deadline is None else deadline - self._now
+                    self._parts.append(_dumps([key, ttl, self._states[key]]))
+
+    def run(self) -> bytes:
+        """Copy every state not copied yet; returns the :func:`snapshot_document`."""
+        while self._pending:
+            # Small slices: the store's own copies interleave with these.
+            self.take(list(itertools.islice(self._pending, 256)))
+        return b'{"entries":[' + b",".join(self._parts) + b"]}"
+
+
 class MemoryStateStore:
     """States as live Python objects in a dict; the default backend.
 
@@ -136,6 +175,7 @@ class MemoryStateStore:
         self._states: dict[str, Any] = {}
         self._deadlines: dict[str, int | None] = {}
         self._next_sweep: int | None = None
+        self._capture: SnapshotCapture | None = None
 
     def __len__(self) -> int:
         return len(self._states)
@@ -143,6 +183,8 @@ class MemoryStateStore:
     def load_many(self, keys: list[str]) -> dict[str, Any]:
         now = self._clock()
         states, deadlines = self._states, self._deadlines
+        if self._capture is not None:
+            self._capture.take(keys)  # the caller changes these objects in place
         out: dict[str, Any] = {}
         for key in keys:
             if key in states:
@@ -154,6 +196,8 @@ class MemoryStateStore:
     def save_many(self, states: dict[str, Any], ttl_ms: int | None) -> None:
         now = self._clock()
         deadline = None if ttl_ms is None else now + ttl_ms
+        if self._capture is not None:
+            self._capture.take(states)
         self._states.update(states)
         self._deadlines.update(dict.fromkeys(states, deadline))
         if self._next_sweep is None or now >= self._next_sweep:
@@ -166,6 +210,8 @@ class MemoryStateStore:
             for key, deadline in self._deadlines.items()
             if deadline is not None and deadline <= now
         ]
+        if self._capture is not None:
+            self._capture.take(expired)
         for key in expired:
             del self._states[key]
             del self._deadlines[key]
@@ -184,13 +230,35 @@ class MemoryStateStore:
             if (deadline is None or deadline > now) and not (skip_prefixes and key.startswith(skip_prefixes))
         )
 
+    def begin_snapshot(self, skip_prefixes: tuple[str, ...] = ()) -> SnapshotCapture:
+        """Start a copy-on-write snapshot: it holds the state as it is now; finish it with
+        :meth:`SnapshotCapture.run` on another thread while this store keeps serving. Starting
+        costs one pass over the keys, not a copy of the states."""
+        now = self._clock()
+        pending = {
+            key: deadline
+            for key, deadline in self._deadlines.items()
+            if (deadline is None or deadline > now) and not (skip_prefixes and key.startswith(skip_prefixes))
+        }
+        self._settle_capture()
+        self._capture = SnapshotCapture(self._states, pending, now)
+        return self._capture
+
+    def _settle_capture(self) -> None:
+        # Before the states go wholesale (or another capture starts), a running one copies the rest.
+        if self._capture is not None:
+            self._capture.take(list(self._capture._pending))
+            self._capture = None
+
     def restore(self, data: bytes) -> None:
+        self._settle_capture()
         now = self._clock()
         for key, ttl, state in decode_snapshot(data):
             self._states[key] = state
             self._deadlines[key] = None if ttl is None else now + ttl
 
     def clear(self) -> None:
+        self._settle_capture()
         self._states.clear()
         self._deadlines.clear()
 

@@ -286,27 +286,36 @@ class StateSync:
         self.checkpoint()
 
     def checkpoint(self, *, wait: bool = False) -> None:
-        """Copy the state now (poll thread: it holds still between batches); compress and write the
-        file on a background thread. A checkpoint still being written makes this one wait for the
-        next turn, unless ``wait`` (a clean stop), which also waits for this one's file."""
+        """Cut the state now (poll thread: it holds still between batches), copy, compress and write
+        it on a background thread. In memory the cut is copy-on-write (the store copies a state
+        before it changes it), so scoring does not wait for the copy; other stores are copied at
+        the cut. A checkpoint still being written makes this one wait for the next turn, unless
+        ``wait`` (a clean stop), which also waits for this one's file."""
         if self._writing is not None and self._writing.is_alive():
             if not wait:
                 return
             self._writing.join()
         started = time.perf_counter()
-        document = self.scorer.feature_state.snapshot_document(self._skip_prefixes())
-        copy_ms = (time.perf_counter() - started) * 1000
+        store, skip = self.scorer.feature_state, self._skip_prefixes()
+        begin = getattr(store, "begin_snapshot", None)
+        if begin is not None:
+            capture = begin(skip)
+            document: Callable[[], bytes] = capture.run
+        else:
+            copied = store.snapshot_document(skip)
+            document = lambda: copied  # noqa: E731 - the copy is taken; the thread only seals it
+        cut_ms = (time.perf_counter() - started) * 1000
         self._records_since, self._checkpoint_at, self._due = 0, time.monotonic(), False
         self._writing = threading.Thread(target=self._write, args=(document, dict(self.applied), dict(self.committed),
-                                                                   copy_ms), name="state-checkpoint", daemon=True)
+                                                                   cut_ms), name="state-checkpoint", daemon=True)
         self._writing.start()
         if wait:
             self._writing.join()
 
-    def _write(self, document: bytes, offsets: Offsets, committed: Offsets, copy_ms: float) -> None:
+    def _write(self, document: Callable[[], bytes], offsets: Offsets, committed: Offsets, cut_ms: float) -> None:
         started = time.perf_counter()
         try:
-            state = seal_snapshot(document)
+            state = seal_snapshot(document())
             written = self.directory.write(offsets, state)
             self.directory.prune(committed)
         except OSError as exc:
@@ -315,8 +324,8 @@ class StateSync:
                                                                      "error": str(exc)})
             return
         log.info("feature state checkpointed", extra={
-            "checkpoint": written.path.name, "bytes": len(state), "copy_ms": round(copy_ms, 1),
-            "write_ms": round((time.perf_counter() - started) * 1000, 1)})
+            "checkpoint": written.path.name, "bytes": len(state), "cut_ms": round(cut_ms, 1),
+            "background_ms": round((time.perf_counter() - started) * 1000, 1)})
 
     def committed_offsets(self, positions: dict[Key, int]) -> None:
         """Offsets this process committed (sync commit done, or async commit acknowledged)."""

@@ -127,3 +127,40 @@ def test_snapshots_leave_out_the_prefixes_rebuilt_elsewhere(redis_url: str) -> N
     routed.save_many({"card:c1": {"n": 1}, "merchant:m1": {"k": [1]}}, ttl_ms=None)
     routed.clear()
     assert routed.load_many(["card:c1", "merchant:m1"]) == {}
+
+
+def test_a_copy_on_write_snapshot_holds_the_state_at_its_start_while_the_store_changes() -> None:
+    import threading
+
+    from features.state import decode_snapshot, seal_snapshot
+
+    now = [1_000_000]
+    store = MemoryStateStore(clock=lambda: now[0])
+    store.save_many({f"card:{i}": {"n": i, "seen": [i]} for i in range(5000)}, ttl_ms=60_000)
+    store.save_many({"merchant:m1": {"k": [1]}}, ttl_ms=None)
+    expected = {key: (ttl, state) for key, ttl, state in decode_snapshot(store.snapshot(("merchant:",)))}
+
+    def change(start: int) -> None:
+        for i in range(start, 5000, 14):
+            states = store.load_many([f"card:{i}"])
+            states[f"card:{i}"]["n"] += 1000
+            states[f"card:{i}"]["seen"].append(-1)
+            store.save_many(states, ttl_ms=60_000)
+
+    capture = store.begin_snapshot(("merchant:",))
+    change(0)  # before any copying: the store copies each state before handing it out
+    copied: list[bytes] = []
+    worker = threading.Thread(target=lambda: copied.append(capture.run()))
+    worker.start()
+    # The store serves on while the copy runs: in-place changes, a new key, an expiry.
+    change(7)
+    store.save_many({"card:new": {"n": 0, "seen": []}}, ttl_ms=60_000)
+    now[0] += 30_000
+    store.save_many({"card:1": store.load_many(["card:1"])["card:1"]}, ttl_ms=1)
+    now[0] += 10
+    assert store.evict() == 1
+    worker.join()
+
+    got = {key: (ttl, state) for key, ttl, state in decode_snapshot(seal_snapshot(copied[0]))}
+    assert got == expected
+    assert store.load_many(["card:7"])["card:7"] == {"n": 1007, "seen": [7, -1]}  # the live state moved on
