@@ -123,12 +123,15 @@ def _span(match: re.Match[str]) -> Span:
 # ---------------------------------------------------------------------------
 
 _RISK_NOUN = r"(?:fraud )?(?:risk|score|suspicion|likelihood|probability)"
+# "it"/"this" at the end of a clause stand for the risk: "..., but the new device lowers it".
+_PRONOUN = r"\s+(?:it|this|that)(?=\s*(?:[.,;!?]|$))"
 _RAISE = re.compile(
     r"\b(?:rais(?:e|es|ed|ing)|increas(?:e|es|ed|ing)|elevat(?:e|es|ed|ing)|add(?:s|ed|ing)? to|"
     r"push(?:es|ed|ing)? up|boost(?:s|ed|ing)?|drive(?:s|n)? up|contribut(?:e|es|ed|ing) to)\b[^.;]{0,30}?\b"
     + _RISK_NOUN + r"\b"
     r"|\b(?:higher|more|increased|elevated|greater) " + _RISK_NOUN + r"\b|\bsuspicious\b|\bred flags?\b"
-    r"|\b(?:push|drive|send|move)(?:s|es|ed|ing|n)? (?:the )?" + _RISK_NOUN + r" up\b",
+    r"|\b(?:push|drive|send|move)(?:s|es|ed|ing|n)? (?:the )?" + _RISK_NOUN + r" up\b"
+    r"|\bpoint(?:s|ed|ing)? (?:to|towards?) fraud\b|\b(?:rais|increas|elevat|boost)\w*" + _PRONOUN,
     re.IGNORECASE,
 )
 _LOWER = re.compile(
@@ -136,7 +139,9 @@ _LOWER = re.compile(
     r"bring(?:s)? down|pull(?:s|ed)? down)\b[^.;]{0,30}?\b" + _RISK_NOUN + r"\b"
     r"|\b(?:lower|less|reduced|decreased) " + _RISK_NOUN + r"\b|\breassuring\b"
     r"|\b(?:bring|pull|push|drive|move)(?:s|es|ed|ing|n)? (?:the )?" + _RISK_NOUN + r" down\b"
-    r"|\bbrought (?:the )?" + _RISK_NOUN + r" down\b",
+    r"|\bbrought (?:the )?" + _RISK_NOUN + r" down\b"
+    r"|\bpoint(?:s|ed|ing)? away from\b|\bargu(?:e|es|ed|ing) against\b|\bcount(?:s|ed|ing)? against\b"
+    r"|\b(?:lower|reduc|decreas|mitigat|offset)\w*" + _PRONOUN,
     re.IGNORECASE,
 )
 _NEGATED = re.compile(
@@ -327,6 +332,7 @@ _NIGHT = re.compile(r"\bnight(?:[- ]?time)?\b|\bovernight\b|\bmidnight\b", re.IG
 _DAY = re.compile(r"\bday[- ]?time\b|\bduring the day\b", re.IGNORECASE)
 _WEEKEND = re.compile(r"\bweekends?\b", re.IGNORECASE)
 _WEEKDAY = re.compile(r"\bweekdays?\b|\bworking days?\b", re.IGNORECASE)
+_DECISION = re.compile(r"\bdecision\b[^.;]{0,25}?\b(?P<said>alert|pass|review|block|approve|decline)\b", re.IGNORECASE)
 _NO_HISTORY = re.compile(r"\bno (?:earlier|previous|prior|recent|other) (?:transactions?|payments?|purchases?)\b"
                          r"|\bfirst (?:ever )?(?:transaction|payment|purchase)\b|\bnever (?:been )?used before\b",
                          re.IGNORECASE)
@@ -363,6 +369,10 @@ def check_values(text: str, licence: Licence) -> CheckResult:
     for match in _NO_HISTORY.finditer(text):
         if not no_history:
             bad.append((_span(match), "the facts give this card earlier transactions"))
+    decision = licence.values.get("decision")
+    for match in _DECISION.finditer(text):
+        if decision is not None and match.group("said").lower() != decision:
+            bad.append((_span(match), f"the decision is {decision}"))
     for match in _WEEKDAY_NAMES.finditer(text):
         if match.group(0).lower().removesuffix("s") not in licence.words:
             bad.append((_span(match), f"{match.group(0)} is not the day in the facts"))
@@ -480,7 +490,7 @@ _IMPERATIVE_VERBS = (
     "reverse|refund|contact|call|phone|email|e-mail|text|message|visit|click|go|open|send|reply|respond|answer|say|"
     "write|output|print|repeat|tell|ask|verify|check|review|escalate|report|mark|treat|consider|trust|let|do|don't|"
     "never|always|remember|pretend|act|stop|continue|proceed|keep|use|follow|see|note|please|kindly|make|ensure|"
-    "investigate|confirm"
+    "investigate|confirm|raise|lower|increase|reduce"
 )
 _INSTRUCTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.]{0,40}\b(?:instructions?|rules?|prompts?|above|previous|prior|"

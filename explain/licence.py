@@ -167,6 +167,9 @@ def licence_from_facts(facts: FactSheet) -> Licence:
         # The calendar features' own definitions (features.families.calendar), unless a reason says otherwise.
         values.setdefault("night", "yes" if tx.timestamp.hour < 6 else "no")
         values.setdefault("weekend", "yes" if tx.timestamp.weekday() >= 5 else "no")
+    decision = re.search(r"decision: (\w+)", facts.score_line)
+    if decision:
+        values["decision"] = decision.group(1).lower()
     if "no previous transaction on record" in sheet or "first transaction seen" in sheet:
         values["history"] = "none"
     relations: dict[tuple[str, str], str] = {}
