@@ -147,6 +147,8 @@ _LOWER = re.compile(
 _NEGATED = re.compile(
     r"\b(?:not|never|no longer|n't)\s+(?:\w+\s+)?(?:rais|increas|elevat|add|push|boost|driv|contribut|lower|reduc|"
     r"decreas|mitigat|offset|bring|pull)\w*", re.IGNORECASE)
+_ANAPHOR = re.compile(r"\s*(?:which|this|that|it|these|those|so|thus|both|each|(?:and|but) (?:this|that|it)|"
+                      r"rais|lower|add|push|increas|reduc)", re.IGNORECASE)
 _CLAUSE = re.compile(r";|,\s+(?:and|but)\s+|\s+(?:but|while|whereas|although|however)\s+", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
@@ -175,7 +177,8 @@ def claims(text: str) -> list[Claim]:
                 if direction is not None and _NEGATED.search(clause):
                     direction = "lowers" if direction == "raises" else "raises"
                 # "..., and this raises risk": a claim that names no factor is about the clause before it.
-                found.append(Claim(clause.strip(), direction, frozenset(named or before)))
+                inherited = before if _ANAPHOR.match(clause) else set()
+                found.append(Claim(clause.strip(), direction, frozenset(named or inherited)))
             before = named or before
     return found
 

@@ -76,6 +76,8 @@ _COUNT_NOUNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # A duration right after one of these words is a look-back window ("in the last 7 days").
 _WINDOW_BEFORE = re.compile(r"\b(?:last|past|over|within|in|during|across|per|trailing|previous|prior|the|of)\s*$",
                             re.IGNORECASE)
+#: The look-back windows features are computed over (1 hour ... 90 days), in seconds.
+_WINDOWS = frozenset({3600.0, 86400.0, 604800.0, 2592000.0, 7776000.0})
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n+")
 _CLAUSE_END = re.compile(r"[;:]|\s[—–-]\s")
 _WORD = re.compile(r"\S+")
@@ -194,7 +196,8 @@ def _mention(text: str, match: re.Match[str]) -> Mention:
     if match.group("dur"):
         word = match.group("dur").strip().lower()
         unit = next(seconds for stem, seconds in _SECONDS.items() if word.startswith(stem))
-        window = bool(_WINDOW_BEFORE.search(text[max(0, match.start() - 12):match.start()]))
+        window = (value * unit in _WINDOWS
+                  and bool(_WINDOW_BEFORE.search(text[max(0, match.start() - 12):match.start()])))
         return Mention(value * unit, tolerance * unit, "window" if window else "duration", span)
     currency = match.group("cur")
     if currency or pre:
@@ -258,14 +261,35 @@ def in_hypothetical(text: str, position: int) -> bool:
 
 
 def nearest_window(text: str, found: list[Mention], mention: Mention) -> Mention | None:
-    """The look-back window a number is stated for: the first within 9 words after it, else the nearest before."""
+    """The look-back window a number is stated for, in its clause.
+
+    In order: a window after it joined by a preposition ("3 in the last 24 hours"); the nearest
+    window before it ("the 30-day average of 46.51 EUR"); a window shortly after it ("12.2× this
+    card's 7-day average"). A window with another number between belongs to that number.
+    """
     for clause in clauses(text):
-        if clause.start <= mention.span.start < clause.end:
-            windows = [m for m in found if m.unit == "window" and clause.start <= m.span.start < clause.end]
-            after = [w for w in windows if w.span.start >= mention.span.end
-                     and _words(text, mention.span.end, w.span.start) <= 9]
-            if after:
-                return after[0]
-            before = [w for w in windows if w.span.end <= mention.span.start]
-            return before[-1] if before else None
+        if not clause.start <= mention.span.start < clause.end:
+            continue
+        inside = [m for m in found if clause.start <= m.span.start < clause.end]
+        windows = [m for m in inside if m.unit == "window"]
+
+        others = [m.span.start for m in inside if m.unit != "window" and m is not mention]
+        after = [w for w in windows if w.span.start >= mention.span.end and _alone(others, mention.span.end, w.span.start)
+                 and _words(text, mention.span.end, w.span.start) <= 9]
+        joined = [w for w in after if _JOINED.search(text, mention.span.end, w.span.start)]
+        if joined:
+            return joined[0]
+        before = [w for w in windows if w.span.end <= mention.span.start and _alone(others, w.span.end, mention.span.start)
+                  and _words(text, w.span.end, mention.span.start) <= 6]
+        if before:
+            return before[-1]
+        return after[0] if after else None
     return None
+
+
+def _alone(starts: list[int], a: int, b: int) -> bool:
+    """No other number stands between ``a`` and ``b``."""
+    return not any(a <= start < b for start in starts)
+
+
+_JOINED = re.compile(r"\b(?:in|over|within|during|for|across|from)\b", re.IGNORECASE)

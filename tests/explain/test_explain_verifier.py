@@ -4,8 +4,8 @@
   injection, URL, contact advice, echoed id, flipped direction or flag, wrong unit, a number said
   about the wrong fact or window, a false comparison) and the check that must catch it: none may pass.
 * ``data/honest_narratives.jsonl``: paraphrases of the facts in varied wording, order and sentence
-  shape (``data/make_honest_narratives.py``): at least 95% must pass, so the verifier does not
-  demand the template.
+  shape (``data/make_honest_narratives.py``), and ``data/honest_narratives_by_hand.jsonl``, written
+  freely by hand: at least 95% must pass, so the verifier does not demand the template.
 * ``data/cards/``: the alert cards both sets refer to by name, built by the fixtures' tiny model.
 """
 
@@ -52,7 +52,7 @@ def test_no_adversarial_narrative_passes(cards: dict[str, AlertCard]) -> None:
 
 
 def test_honest_paraphrases_pass(cards: dict[str, AlertCard]) -> None:
-    honest = _lines("honest_narratives.jsonl")
+    honest = _lines("honest_narratives.jsonl") + _lines("honest_narratives_by_hand.jsonl")
     assert len(honest) >= 200 and len({h["text"] for h in honest}) == len(honest)
     checker = GroundingChecker()
     failures = []
@@ -69,7 +69,7 @@ def test_honest_paraphrases_pass(cards: dict[str, AlertCard]) -> None:
 
 def test_honest_paraphrases_are_not_the_template(cards: dict[str, AlertCard]) -> None:
     templates = {card.facts().template_text() for card in cards.values()}
-    honest = [h["text"] for h in _lines("honest_narratives.jsonl")]
+    honest = [h["text"] for h in _lines("honest_narratives.jsonl") + _lines("honest_narratives_by_hand.jsonl")]
     assert not templates & set(honest)
     assert sum("Main reasons:" in text for text in honest) == 0
 
