@@ -335,6 +335,7 @@ _NIGHT = re.compile(r"\bnight(?:[- ]?time)?\b|\bovernight\b|\bmidnight\b", re.IG
 _DAY = re.compile(r"\bday[- ]?time\b|\bduring the day\b", re.IGNORECASE)
 _WEEKEND = re.compile(r"\bweekends?\b", re.IGNORECASE)
 _WEEKDAY = re.compile(r"\bweekdays?\b|\bworking days?\b", re.IGNORECASE)
+_SUSPECTED = re.compile(r"\bsuspected fraud\b|\bsuspicious\b|\bfraud alert\b", re.IGNORECASE)
 _DECISION = re.compile(r"\bdecision\b[^.;]{0,25}?\b(?P<said>alert|pass|review|block|approve|decline)\b", re.IGNORECASE)
 _NO_HISTORY = re.compile(r"\bno (?:earlier|previous|prior|recent|other) (?:transactions?|payments?|purchases?)\b"
                          r"|\bfirst (?:ever )?(?:transaction|payment|purchase)\b|\bnever (?:been )?used before\b",
@@ -354,7 +355,9 @@ def check_values(text: str, licence: Licence) -> CheckResult:
             truth = licence.values.get(noun)
             for said, pattern in patterns.items():
                 for match in pattern.finditer(text, clause.start, clause.end):
-                    if truth is not None and said != truth:
+                    if truth is None:
+                        bad.append((_span(match), f"the facts do not say whether the {noun} is new for this card"))
+                    elif said != truth:
                         bad.append((_span(match), f"the {noun} is {truth} for this card, not {said}"))
         for key, yes, no in (("night", _NIGHT, _DAY), ("weekend", _WEEKEND, _WEEKDAY)):
             truth = licence.values.get(key)
@@ -372,6 +375,9 @@ def check_values(text: str, licence: Licence) -> CheckResult:
     for match in _NO_HISTORY.finditer(text):
         if not no_history:
             bad.append((_span(match), "the facts give this card earlier transactions"))
+    if licence.relations.get(("score", "threshold")) == "below":
+        for match in _SUSPECTED.finditer(text):
+            bad.append((_span(match), "the score is below the alert threshold: not an alert"))
     decision = licence.values.get("decision")
     for match in _DECISION.finditer(text):
         if decision is not None and match.group("said").lower() != decision:
@@ -485,6 +491,7 @@ _VERDICT = re.compile(
     r"|\b(?:is|was|looks?|looked|seems?|seemed|appears?|appeared)\s+(?:to be\s+)?(?:\w+ly\s+)?(?:normal|fine|ok|okay|"
     r"harmless|routine|expected|usual|typical|unremarkable|in order|low[- ]risk|nothing unusual)\b"
     r"|\b(?:low|no|little|minimal|negligible) (?:fraud )?risk\b|\brisk (?:is|was) (?:low|minimal|negligible)\b"
+    r"|(?:^|[.!?:;]\s+)fraud(?:ulent)?\s*(?:[.!?]|$)|['’]s\s+(?:a\s+)?(?:case of\s+)?fraud(?:ulent)?(?![\w-])"
     r"|\bno action\b|\blet (?:it|the payment|the transaction) (?:through|go)\b|\brelease the (?:payment|funds)\b",
     re.IGNORECASE,
 )
