@@ -94,13 +94,19 @@ _CONTENT = operator.attrgetter(
 
 def content_fingerprint(tx: Transaction) -> str:
     """A 128-bit hex digest of the transaction's validated content (field values, not the bytes sent,
-    so key order or spacing does not matter). Stored with each score."""
-    fields = _CONTENT(tx)
+    so key order or spacing does not matter), for comparing a repeated id's content."""
     try:
-        data = orjson.dumps(fields)
-    except TypeError:  # text orjson refuses (lone surrogates): the same values, through the stdlib
-        data = json.dumps(fields).encode()
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+        return stored_fingerprint(tx)
+    except TypeError:  # text that is not UTF-8 (lone surrogates): the same values, through the stdlib
+        return hashlib.blake2b(json.dumps(_CONTENT(tx)).encode(), digest_size=16).hexdigest()
+
+
+def stored_fingerprint(tx: Transaction) -> str:
+    """:func:`content_fingerprint` as stored with a score. Raises ``TypeError`` for text that is not
+    valid UTF-8 (a lone surrogate, which the stdlib JSON parser lets through as ``\\ud800``): such a
+    record could be neither published nor stored, so building its score record fails and the
+    safety net dead-letters it."""
+    return hashlib.blake2b(orjson.dumps(_CONTENT(tx)), digest_size=16).hexdigest()
 
 
 def decode_record(
@@ -260,7 +266,7 @@ def score_decoded(
         tx, src = txs[i], sources[i]
         score = ScoreOut(tx.transaction_id, src.key or tx.card_id.encode(), values[i], decisions[i], threshold,
                          version, tx.timestamp_ms, src.partition, src.offset, src.timestamp_ms, processing_ms,
-                         None, content_fingerprint(tx))
+                         None, stored_fingerprint(tx))
         return score if verdict is None else score._replace(shadow=verdict(i, tx, score))
 
     built: list[ScoreOut | None]
@@ -269,7 +275,7 @@ def score_decoded(
         keys = [src.key or tx.card_id.encode() for tx, src in zip(txs, sources, strict=True)]
         scores = [
             ScoreOut(tx.transaction_id, key, value, decision, threshold, version, tx.timestamp_ms, src.partition,
-                     src.offset, src.timestamp_ms, processing_ms, None, content_fingerprint(tx))
+                     src.offset, src.timestamp_ms, processing_ms, None, stored_fingerprint(tx))
             for tx, src, key, value, decision in zip(txs, sources, keys, values, decisions, strict=True)
         ]
         if verdict is not None:

@@ -222,13 +222,23 @@ class SqlAlertStore:
         found: dict[str, str | None] = {}
         if not transaction_ids:
             return found
+        try:
+            self._fingerprints(transaction_ids, found)
+        except (UnicodeEncodeError, sa_exc.StatementError) as exc:
+            if not isinstance(getattr(exc, "orig", exc), UnicodeEncodeError):
+                raise
+            # An id the driver cannot encode (a lone surrogate) was never stored: ask without it,
+            # so one such record does not stop every batch it is in (the net dead-letters it later).
+            self._fingerprints([i for i in transaction_ids if _encodable(i)], found)
+        return found
+
+    def _fingerprints(self, transaction_ids: Sequence[str], found: dict[str, str | None]) -> None:
         marker = "?" if self.dialect == "sqlite" else "%s"
         with self.engine.connect() as conn:
             for chunk in _chunks(transaction_ids, 500):
                 sql = ("SELECT transaction_id, fingerprint FROM scores "
                        f"WHERE transaction_id IN ({', '.join([marker] * len(chunk))})")
                 found.update((row[0], row[1]) for row in conn.exec_driver_sql(sql, tuple(chunk)))
-        return found
 
     def write(self, batch: BatchOutputs) -> WriteResult:
         """Insert a batch's scores, alerts, challenger verdicts (``ScoreOut.shadow``) and drift
@@ -406,6 +416,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

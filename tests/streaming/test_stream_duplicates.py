@@ -143,3 +143,9 @@ def test_the_stream_dead_letters_a_conflicting_duplicate_and_skips_a_replay(
                             {"i": first[20]["transaction_id"]}).scalar_one()
     assert kept == pytest.approx(RuleScorer().score_one(first[20]["amount"]))
     store.close()
+
+
+def test_an_id_the_database_cannot_encode_does_not_break_the_replay_check(store: SqlAlertStore) -> None:
+    store.write(score_decoded(scored_batch([GOOD]), RuleScorer(), received_at=time.time()))
+    found = store.scored_fingerprints(["t-1", "t-\ud800"])  # a lone surrogate: never storable
+    assert list(found) == ["t-1"]

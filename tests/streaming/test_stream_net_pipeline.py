@@ -75,3 +75,15 @@ def test_every_score_carries_its_content_fingerprint() -> None:
     out = score_decoded(batch(2), RuleScorer(), received_at=time.time())
     assert all(s.fingerprint and len(s.fingerprint) == 32 for s in out.scores)
     assert out.scores[0].fingerprint != out.scores[1].fingerprint
+
+
+def test_a_transaction_id_that_cannot_be_encoded_is_dead_lettered_before_any_output() -> None:
+    # A genuine poison record, no planted bug: the stdlib JSON parser (the fallback for what orjson
+    # refuses) turns "\\ud800" into a lone surrogate, which neither Kafka nor the store can encode.
+    decoded = batch(3)
+    decoded.transactions[1] = Transaction("t\ud800", decoded.transactions[1].timestamp_ms, "c1", "m1", 11.0)
+    out = score_decoded(decoded, RuleScorer(), received_at=time.time())
+    assert [s.transaction_id for s in out.scores] == ["t0", "t2"]
+    (dead,) = out.dead
+    assert dead.source.offset == 1
+    assert dead.reason == "processing failed in score record: TypeError: str is not valid UTF-8: surrogates not allowed"

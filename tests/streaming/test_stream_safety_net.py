@@ -196,3 +196,29 @@ def test_a_feature_state_outage_is_retried_not_dead_lettered(
     finally:
         proxy.cut()
         RedisStateStore(redis_url, key_prefix=state.key_prefix).clear()
+
+
+def test_a_record_with_a_lone_surrogate_is_dead_lettered_and_the_stream_goes_on(
+    kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any, transactions: Any,
+) -> None:
+    # A genuine poison record (no planted bug): "\\ud800" in a JSON string is valid JSON that the
+    # stdlib parser turns into a lone surrogate; before the net its score could not be encoded for
+    # the scores topic and the service stopped on it at every restart.
+    good = transactions(200, seed=34)
+    poison = json.dumps({**good[0], "transaction_id": "poison-ud800"}).replace("poison-ud800", "poison-\\ud800")
+    items = kafka_io.encode(good)
+    items.insert(100, (b"poison", poison.encode()))
+    kafka_io.produce(kafka_settings.transactions_topic, items)
+    store = SqlAlertStore(sqlite_store_settings)
+    store.setup()
+
+    summary = StreamService(kafka_settings, RuleScorer(), store).run(max_records=len(items), idle_exit_s=30)
+
+    assert summary.scored == len(good) == store.count_scores()
+    (dead,) = kafka_io.read(kafka_settings.dlq_topic)
+    assert dead.key == b"poison" and dead.value == poison.encode()
+    # Dead-lettered by the net; validation refusing the surrogate first (on its way) does as well.
+    reason = dict(dead.headers)[HEADER_REASON].decode()
+    assert reason.startswith(("processing failed in score record: TypeError", "invalid field 'transaction_id'")), reason
+    assert committed(kafka_settings.bootstrap, kafka_settings.group_id) == len(items)
+    store.close()
