@@ -96,6 +96,8 @@ CUES: dict[str, tuple[str, ...]] = {
               "later", "gap", "apart", "elapsed", "ago"),
     "distance": ("distance", "away"),
     "location": ("from the previous", "from the last", "location"),
+    "previous": ("previous transaction", "previous payment", "last transaction", "prior transaction",
+                 "previous one"),
     "speed": ("travel speed", "speed", "travelling at", "traveling at"),
     "fraud_rate": ("fraud rate", "rate"),
     "mcc": ("category code", "merchant category", "category", "mcc", "code"),
