@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sizes.append(row)
     results: dict[str, Any] = {
         "benchmark": "feature-state checkpoint (streaming.state_sync)",
-        "host": describe(("numpy", "orjson", "xgboost")),
+        "host": describe(("numpy", "orjson", "xgboost-cpu")),
         "card_state": {"cards_seeded": len(cards), "days_of_history": 30,
                        "mean_json_bytes": round(sum(map(len, cards)) / len(cards))},
         "baseline": {"what": f"ModelScorer.score_batch of {BATCH} transactions (features + model + policy)",

@@ -3,7 +3,9 @@
 Order per batch (at-least-once, idempotent outputs):
 
 1. decode + validate (bad records become dead letters);
-2. drop transactions the store already scored (a replay after a crash or rebalance);
+2. set aside transactions the store already scored (a replay after a crash or rebalance):
+   no outputs again, but the ones scored from this very record still update the feature
+   state (their update was lost with the crashed process or undone by the restore);
 3. score the rest;
 4. hand scores, alerts and dead letters to the producer (acks=all);
 5. (writer thread) wait for the acknowledgements, then write scores and alerts to the
@@ -15,9 +17,14 @@ Steps 1-4 of the next batch run while the writer thread does step 5 of this one
 ``max_in_flight_batches`` batches are already pending.
 
 Publishing comes before the store write so that "in the store" implies "published":
-step 2 can then skip a replayed transaction entirely without losing its outputs.
+step 2 can then skip a replayed transaction's outputs without losing them.
 A crash between 4 and 5 only re-publishes (consumers of the topics key on
-``transaction_id``); a crash between 5 and 6 replays records that step 2 skips.
+``transaction_id``); a crash between 5 and 6 replays records that step 2 sets aside.
+
+A stateful scorer's feature state is tied to the offsets (:mod:`streaming.state_sync`):
+between batches it is checkpointed with the offsets it covers, and when partitions are
+assigned, before their first record is scored, it is brought up to the committed offsets
+(restore + replay of the gap), so a restart scores exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
