@@ -11,6 +11,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from explain.checks import VERIFIER_VERSION
+
 WIDTH, ROW, LABEL_W, VALUE_W = 720, 28, 230, 70
 UP, DOWN, TOTAL = "#c0392b", "#2166ac", "#555"
 
@@ -77,12 +79,17 @@ def waterfall_svg(card: dict[str, Any]) -> Markup:
 
 
 def narrative_badge(card: dict[str, Any]) -> tuple[str, str]:
-    """``(label, css class)``: LLM-verified only when a model wrote it and every check passed."""
+    """``(label, css class)``: verified only when a model wrote it and the current closed-world
+    verifier passed every one of its checks. A card narrated under an older, more lenient
+    verifier (its provenance names none or another) keeps its text but not the green badge."""
     narrative = card.get("narrative") or {}
     status = narrative.get("status")
-    checks = (narrative.get("provenance") or {}).get("checks") or {}
-    if status == "generated" and all(checks.values()):
-        return "LLM-verified", "badge-verified"
+    provenance = narrative.get("provenance") or {}
+    checks = provenance.get("checks") or {}
+    if status == "generated":
+        if checks and all(checks.values()) and provenance.get("verifier") == VERIFIER_VERSION:
+            return "Model-written, verified against the facts", "badge-verified"
+        return "Model-written, not verified by the current checks", "badge-fallback"
     if status == "fallback":
         return "Template fallback", "badge-fallback"
     if status == "template":
