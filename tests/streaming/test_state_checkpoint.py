@@ -164,3 +164,44 @@ def test_a_copy_on_write_snapshot_holds_the_state_at_its_start_while_the_store_c
     got = {key: (ttl, state) for key, ttl, state in decode_snapshot(seal_snapshot(copied[0]))}
     assert got == expected
     assert store.load_many(["card:7"])["card:7"] == {"n": 1007, "seen": [7, -1]}  # the live state moved on
+
+
+def test_a_replay_updates_the_state_only_for_the_record_the_store_scored(tmp_path: Path) -> None:
+    # The store keeps the source of each score: the record scored before a crash is replayed
+    # through the features; a later duplicate of it (same id, another offset) never was, so
+    # it is not either; the gap replay also takes records the store lacks (scored, then
+    # dead-lettered downstream, or refused: the features decide again).
+    from streaming.pipeline import decode_batch
+    from streaming.records import BatchOutputs, ScoreOut, SourceRecord
+    from streaming.settings import KafkaSettings, StoreSettings
+    from streaming.state_sync import StateSync, stored_sources
+    from streaming.store import SqlAlertStore
+
+    store = SqlAlertStore(StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}"))
+    store.setup()
+    store.write(BatchOutputs(scores=[ScoreOut("tx-1", b"c1", 0.1, "pass", 0.9, "v1", 1_767_225_600_000, 2, 5,
+                                              1_767_225_600_000, 1.0)]))
+
+    def record(offset: int, tx_id: str) -> SourceRecord:
+        value = (f'{{"transaction_id": "{tx_id}", "timestamp": "2026-01-01T00:00:00Z", "card_id": "c1", '
+                 f'"merchant_id": "m1", "amount": 12.5}}').encode()
+        return SourceRecord("tx", 2, offset, b"c1", value, 1_767_225_600_000)
+
+    own, later_duplicate, unstored = record(5, "tx-1"), record(9, "tx-1"), record(10, "tx-2")
+    sync = StateSync(KafkaSettings(checkpoint_dir=tmp_path), _NoState(), stored_sources(store))
+    first = decode_batch([own, record(7, "tx-3")], max_bytes=65536)
+    assert [tx.transaction_id for tx in sync.replays(first, {"tx-1"})] == ["tx-1"]
+    second = decode_batch([later_duplicate, unstored], max_bytes=65536)
+    assert sync.replays(second, {"tx-1"}) == []
+    assert [tx.transaction_id for tx in sync.replays(second, {"tx-1", "tx-2"}, everything=True)] == ["tx-2"]
+    store.close()
+
+
+class _NoState:
+    """The scorer side of StateSync, unused by ``replays``."""
+
+    feature_state = MemoryStateStore()
+    label_state_prefixes: tuple[str, ...] = ()
+
+    def update_state(self, txs: object) -> None:
+        raise AssertionError("replays() only picks records")
