@@ -70,6 +70,7 @@ def make_gap_reader(settings: KafkaSettings) -> Any:
         client_id=f"{settings.client_id}-state-rebuild",
         group_id=None,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",  # never jump to the end: a gap must be read, not skipped
         max_poll_records=settings.batch_size,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         reconnect_backoff_max_ms=int(settings.retry_backoff_max_s * 1000),
@@ -162,6 +163,12 @@ class StateSync:
         ranges: dict[Key, tuple[int, int]] = {}
         for key in pending:
             start, target = self.applied.get(key, beginning[key]), committed[key]
+            if start < beginning[key]:
+                # Retention deleted records the state needs: the cards' history before the
+                # beginning is lost (keep the topic's retention longer than checkpoints take).
+                log.warning("records the feature state needs were deleted from the topic", extra={
+                    "topic": key[0], "partition": key[1], "state_offset": start, "beginning": beginning[key]})
+                start = beginning[key]
             if start < target:
                 ranges[key] = (start, target)
             elif start > target:
