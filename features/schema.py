@@ -61,6 +61,9 @@ MAX_ID_LENGTH = 128
 #: hold NUL; ESC sequences reach terminals and logs), plus the Unicode line separators and
 #: bidirectional overrides that hide text when an id is shown to a person or put in a prompt.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: An unpaired UTF-16 surrogate: valid in a JSON escape ("\\ud800"), yet no UTF-8 encoder (store,
+#: producer, state snapshot) can write it, so it would fail a later step instead of here.
+SURROGATES = re.compile("[\ud800-\udfff]")
 
 _TRUE = {"1", "true", "yes", "y", "t", "1.0"}
 _FALSE = {"0", "false", "no", "n", "f", "0.0"}
@@ -340,6 +343,8 @@ def _check_control_characters(texts: Any) -> None:
     for name, text in texts:
         if text is not None and CONTROL_CHARACTERS.search(text):
             raise SchemaError(name, "contains control characters")
+        if text is not None and SURROGATES.search(text):
+            raise SchemaError(name, "is not valid Unicode text (an unpaired surrogate)")
 
 
 def _is_missing(value: Any) -> bool:
@@ -611,6 +616,9 @@ def _text_problems(text: pd.Series, longest: int) -> list[tuple[np.ndarray, str]
         hit = present.map(lambda v: CONTROL_CHARACTERS.search(v) is not None).to_numpy(dtype=bool)
         if hit.any():
             problems.append((text.index.isin(present.index[hit]), "contains control characters"))
+        broken = present.map(lambda v: SURROGATES.search(v) is not None).to_numpy(dtype=bool)
+        if broken.any():
+            problems.append((text.index.isin(present.index[broken]), "is not valid Unicode text (an unpaired surrogate)"))
     return problems
 
 

@@ -62,6 +62,7 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
     ("card_id ESC", {"card_id": "4000\x1b[31m1234"}, "card_id", "contains control characters"),
     ("merchant_id DEL", {"merchant_id": "m\x7f1"}, "merchant_id", "contains control characters"),
     ("device_id bidi override", {"device_id": "d\u202e1"}, "device_id", "contains control characters"),
+    ("merchant_id lone surrogate", {"merchant_id": "m\ud8001"}, "merchant_id", "is not valid Unicode text (an unpaired surrogate)"),
     ("merchant_id 129 chars", {"merchant_id": "m" * 129}, "merchant_id", "longer than 128 characters"),
     ("customer_id 129 chars", {"customer_id": "c" * 129}, "customer_id", "longer than 128 characters"),
     ("mcc 10,000 chars", {"mcc": "5" * 10_000}, "mcc", "longer than 8 characters"),
