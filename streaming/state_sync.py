@@ -182,6 +182,10 @@ class StateSync:
         for key in pending:
             self.applied[key] = max(self.applied.get(key, 0), committed[key])
         self._pending.difference_update(pending)
+        if self._due:
+            # A new group: checkpoint the starting state before anything changes it, so that a
+            # crash before the first commit restores it (Redis would otherwise keep that batch).
+            self.checkpoint(wait=True)
         log.info("feature state caught up", extra={
             "partitions": [p for _, p in pending], "replayed": replayed,
             "seconds": round(time.monotonic() - started, 3)})
@@ -217,7 +221,8 @@ class StateSync:
             log.warning("no feature-state checkpoint covers the committed offsets; rebuilding from the "
                         "partitions' beginning", extra={"directory": str(self.directory.path)})
         else:
-            # A new group: the state the process started with is the state at the beginning offsets.
+            # A new group: the state the process started with is the state at the beginning offsets
+            # (checkpointed as such once the labels are learnt, see catch_up).
             self._due = True
         self.applied = {}
 

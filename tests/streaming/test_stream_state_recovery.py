@@ -216,3 +216,37 @@ def test_a_rebalance_hands_partitions_over_with_their_cards_history_in_memory_st
         seen[record["card_id"]] += 1
     assert wrong == 0
     store.close()
+
+
+def test_kill_9_before_the_first_commit_restores_the_starting_state_into_redis(
+    kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any, transactions: Any,
+    spawn: Callable[..., subprocess.Popen[bytes]], stream_model: Path, redis_url: str, tmp_path: Path,
+) -> None:
+    from features.state import RedisStateStore
+
+    # Offsets are committed only at a clean stop here, so the killed process commits nothing: the
+    # restart must undo every update it left in Redis (the first checkpoint holds the starting
+    # state) and replay all it stored through the features, without outputs.
+    n = min(KILL_N, 20_000)
+    records = transactions(n, seed=35)
+    kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records))
+    settings = kafka_settings.model_copy(update={"state_checkpoints": "on", "commit_interval_ms": 3_600_000,
+                                                 "checkpoint_every_s": 0.5})
+    prefix = f"fl-test-recovery:{uuid.uuid4().hex[:8]}:"
+    state_arg = ("--model", str(stream_model), "--state", f"redis {redis_url} {prefix}")
+    store = SqlAlertStore(sqlite_store_settings)
+    store.setup()
+    try:
+        first = spawn(settings, sqlite_store_settings, "first", *state_arg)
+        wait_for(lambda: count_scores(store) >= n * 0.3, 240, "the first process to store 30%")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert committed(settings.bootstrap, settings.group_id) == 0
+        second = spawn(settings, sqlite_store_settings, "second", *state_arg)
+        wait_for(lambda: count_scores(store) >= n, 300, "the restart to score everything")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    finally:
+        RedisStateStore(redis_url, prefix).clear()
+    assert_scores_equal(store, uninterrupted_scores(stream_model, records))
+    store.close()
