@@ -224,13 +224,14 @@ def test_kill_9_before_the_first_commit_restores_the_starting_state_into_redis(
 ) -> None:
     from features.state import RedisStateStore
 
-    # Offsets are committed only at a clean stop here, so the killed process commits nothing: the
-    # restart must undo every update it left in Redis (the first checkpoint holds the starting
-    # state) and replay all it stored through the features, without outputs.
+    # Offsets are committed only at a clean stop here (the interval outlasts any monotonic clock),
+    # so the killed process commits nothing: the restart must undo every update it left in Redis
+    # (the first checkpoint holds the starting state) and replay all it stored through the
+    # features, without outputs.
     n = min(KILL_N, 20_000)
     records = transactions(n, seed=35)
     kafka_io.produce(kafka_settings.transactions_topic, kafka_io.encode(records))
-    settings = kafka_settings.model_copy(update={"state_checkpoints": "on", "commit_interval_ms": 3_600_000,
+    settings = kafka_settings.model_copy(update={"state_checkpoints": "on", "commit_interval_ms": 10**12,
                                                  "checkpoint_every_s": 0.5})
     prefix = f"fl-test-recovery:{uuid.uuid4().hex[:8]}:"
     state_arg = ("--model", str(stream_model), "--state", f"redis {redis_url} {prefix}")
