@@ -22,6 +22,7 @@ from explain.codes import card_currency, normal_country, normal_mcc
 from explain.facts import FactSheet
 from explain.formatting import count, duration, km, money
 from explain.masking import customer_ref, mask_tail
+from explain.plan import NarrativePlan, build_plan, useful_what_ifs
 from explain.reasons import FAMILY_OF, ReasonCode, reason_codes
 from explain.whatif import WhatIf
 from features.schema import KNOWN_CHANNELS, Transaction
@@ -152,13 +153,15 @@ class AlertCard(_Frozen):
     history: CardHistory
     narrative: Narrative
     provenance: CardProvenance
+    plan: NarrativePlan | None = Field(None, description="The narrative plan (pattern hypothesis, comparisons with "
+                                                         "the card's normal); absent on cards stored before plans.")
 
     def facts(self, *, narrative_top_k: int = 3) -> FactSheet:
         """The masked fact sheet a narrative is written from and checked against."""
         return FactSheet.build(
             transaction=self.transaction, score=self.score, threshold=self.threshold, decision=self.decision,
             reasons=self.reasons, what_if=self.what_if, history_summary=self.history.summary,
-            narrative_top_k=narrative_top_k,
+            narrative_top_k=narrative_top_k, plan=self.plan,
         )
 
     def with_narrative(self, narrative: Narrative) -> AlertCard:
@@ -252,8 +255,15 @@ def build_alert_card(
     masked = mask_transaction(tx, currency=currency, customer_hash_key=customer_hash_key)
     history = card_history(values, currency)
     decision = decision or ("alert" if score >= threshold else "pass")
+    # A what-if to an amount of 0.00, or one that leaves the decision as it is, tells an investigator nothing.
+    what_if = useful_what_ifs(what_if)
+    plan = build_plan(values, reasons, what_if, contributions=dict(zip(attribution.feature_names,
+                                                                       map(float, attribution.values), strict=True)),
+                      margin=float(attribution.margin), currency=currency, mcc=masked.mcc, channel=masked.channel,
+                      history=history.summary)
     facts = FactSheet.build(transaction=masked, score=score, threshold=threshold, decision=decision, reasons=reasons,
-                            what_if=what_if, history_summary=history.summary, narrative_top_k=narrative_top_k)
+                            what_if=what_if, history_summary=history.summary, narrative_top_k=narrative_top_k,
+                            plan=plan)
     created = now or datetime.now(UTC)
     versions = _library_versions()
     return AlertCard(
@@ -274,6 +284,7 @@ def build_alert_card(
             model_version=attribution.model_version, base_value=attribution.base_value,
             margin=float(attribution.margin), shap_version=versions["shap"], xgboost_version=versions["xgboost"],
         ),
+        plan=plan,
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from explain.codes import NO_CURRENCY, normal_country, normal_currency, normal_mcc
 from explain.formatting import StatedNumber, extract_numbers, money, score_pair
+from explain.plan import NarrativePlan, mcc_label
 
 if TYPE_CHECKING:
     from explain.card import MaskedTransaction
@@ -44,6 +45,7 @@ class FactSheet:
     score_text: str = ""
     threshold_text: str = ""
     withheld: tuple[str, ...] = ()
+    plan: NarrativePlan | None = None
 
     @classmethod
     def build(
@@ -57,7 +59,10 @@ class FactSheet:
         what_if: Sequence[WhatIf],
         history_summary: str,
         narrative_top_k: int = 3,
+        plan: NarrativePlan | None = None,
     ) -> FactSheet:
+        """The fact sheet of one alert; with a ``plan``, its lines join the sheet, the reasons it leaves out
+        (nonsense such as a speed of 0 km/h said to raise risk) leave it, and only its what-ifs are kept."""
         channel = _CHANNEL_WORDS.get(transaction.channel or "", "")
         kind = f"{channel} transaction" if channel else "transaction"
         mcc, country = normal_mcc(transaction.mcc), normal_country(transaction.country)
@@ -65,19 +70,23 @@ class FactSheet:
         transaction = transaction.model_copy(update={"mcc": mcc, "country": country, "currency": currency})
         where = []
         if mcc:
-            where.append(f"merchant category {mcc}")
+            where.append(f"merchant category {mcc_label(mcc)}")
         if country:
             where.append(f"country {country}")
         when = transaction.timestamp.strftime("%Y-%m-%d %H:%M UTC")
         amount = money(transaction.amount, currency)
         details = ", ".join([amount, *where, when])
         score_text, threshold_text = score_pair(score, threshold)
+        what_if_lines = tuple(w.text for w in what_if)
+        if plan is not None:
+            reasons = [r for r in reasons if r.feature not in plan.left_out]
+            what_if_lines = tuple(plan.what_if)
         return cls(
             transaction_line=f"{kind[0].upper()}{kind[1:]}: {details}.",
             score_line=f"Model score {score_text}; alert threshold {threshold_text}; decision: {decision}.",
             reasons=tuple(reasons),
             history_line=f"Card history: {history_summary}.",
-            what_if_lines=tuple(w.text for w in what_if),
+            what_if_lines=what_if_lines,
             narrative_top_k=narrative_top_k,
             headline=f"{'Suspected fraud' if score >= threshold else 'Below the alert threshold'}: {kind} of {amount} scored {score_text} against the alert threshold {threshold_text}.",
             transaction=transaction,
@@ -87,6 +96,7 @@ class FactSheet:
             threshold_text=threshold_text,
             withheld=tuple(v for v in (transaction.transaction_id, transaction.merchant_id, transaction.card,
                                        transaction.device, transaction.customer_ref) if v),
+            plan=plan,
         )
 
     @property
@@ -99,6 +109,8 @@ class FactSheet:
         lines = [self.transaction_line, self.score_line, "Reasons, strongest first:"]
         lines += [f"{i}. {r.text}" for i, r in enumerate(self.reasons, start=1)]
         lines.append(self.history_line)
+        if self.plan is not None:
+            lines += self.plan.lines()
         if self.what_if_lines:
             lines.append("Model re-scored with one change:")
             lines += [f"- {line}" for line in self.what_if_lines]
@@ -110,7 +122,13 @@ class FactSheet:
         return tuple(extract_numbers(self.text + "\n" + self.headline))
 
     def template_text(self) -> str:
-        """The deterministic narrative: headline, the strongest reasons, the first what-if fact."""
+        """The deterministic narrative: from the plan when there is one (pattern hypothesis first), else
+        the headline, the strongest reasons and the first what-if fact (cards stored before plans)."""
+        if self.plan is not None:
+            # A reason whose number the plan already states is named, not repeated (its direction still said).
+            main = [f"the {r.concept} stated above — {r.direction} risk" if i and self.plan.states(r.feature)
+                    else r.text for i, r in enumerate(self.narrative_reasons) if r.direction == "raises"]
+            return self.plan.narrative(self.headline, main)
         parts = [self.headline]
         if self.narrative_reasons:
             parts.append("Main reasons: " + "; ".join(r.text for r in self.narrative_reasons) + ".")

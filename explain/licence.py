@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from string import Formatter
 
 from explain.facts import FactSheet
+from explain.plan import NarrativePlan
 from explain.reading import Mention, mentions
 from explain.reasons import CATALOGUE, ReasonCode, concepts_in
 
@@ -180,7 +181,7 @@ def licence_from_facts(facts: FactSheet) -> Licence:
         if amount is not None and number.subject in ("mean", "max") and number.unit == "money" and number.value > 0:
             relations[("amount", number.subject)] = "above" if amount > number.value else "below"
     strongest = (facts.reasons[0].concept, facts.reasons[0].direction) if facts.reasons else None
-    return Licence(
+    licence = Licence(
         numbers=tuple(numbers),
         factors={k: frozenset(v) for k, v in factors.items()},
         strongest=strongest,
@@ -190,6 +191,21 @@ def licence_from_facts(facts: FactSheet) -> Licence:
         windows=frozenset(m.value for m in mentions(sheet) if m.unit == "window"),
         words=frozenset(words_of(sheet + "\n" + facts.template_text())),
         withheld=facts.withheld,
+    )
+    return licence if facts.plan is None else plan_licence(licence, facts.plan)
+
+
+def plan_licence(licence: Licence, plan: NarrativePlan) -> Licence:
+    """``licence`` with the plan's statements: the pattern named with "resembles", the comparisons' numbers
+    bound to their facts (subject and window) and the worded facts the plan states (new device...).
+
+    The plan's lines are part of the fact sheet, so their words and factor names are licensed with it.
+    """
+    return licence.extend(
+        numbers=[LicensedNumber(n.value, n.unit, n.subject, window=n.window, currency=n.currency)
+                 for n in plan.numbers()],
+        values=plan.values,
+        words=words_of(plan.pattern.text),
     )
 
 

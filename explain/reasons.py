@@ -45,6 +45,7 @@ class ReasonTemplate:
     missing: str
     primary: str | None
     text_false: str | None = None
+    zero: str | None = None  # used when the value would be written as 0 and a 0 reads as nonsense ("0 km/h")
 
     @property
     def is_flag(self) -> bool:
@@ -130,10 +131,12 @@ def _catalogue() -> dict[str, ReasonTemplate]:
                        "first transaction seen on this card", "seconds_since_prev_tx"),
         ReasonTemplate("km_from_prev_tx", "geo", "location",
                        "{km_from_prev_tx:km} from the previous transaction's location",
-                       "no previous location to compare with", "km_from_prev_tx"),
+                       "no previous location to compare with", "km_from_prev_tx",
+                       zero="same location as the previous transaction"),
         ReasonTemplate("kmh_from_prev_tx", "geo", "location",
                        "implied travel speed of {kmh_from_prev_tx:kmh} from the previous transaction's location",
-                       "no previous location to compute a travel speed", "kmh_from_prev_tx"),
+                       "no previous location to compute a travel speed", "kmh_from_prev_tx",
+                       zero="no travel since the previous transaction's location"),
         ReasonTemplate("is_new_merchant", "novelty", "new merchant", "new merchant for this card",
                        "merchant novelty unknown for this card", None, "known merchant for this card"),
         ReasonTemplate("is_new_device", "novelty", "new device", "new device for this card",
@@ -217,6 +220,9 @@ def render_reason(feature: str, values: Mapping[str, float], shap: float, *, cur
         else:
             body = formatter.format(template.missing, **{name: values[name] for name in missing_fields})
         value_text = None
+    elif template.zero is not None and template.primary is not None and _written_as_zero(
+            formatter.format_field(values[template.primary], _spec_of(text, template.primary))):
+        body, value_text = template.zero, None
     else:
         body = formatter.format(text, **{name: values[name] for name in needed})
         value_text = None
@@ -250,6 +256,10 @@ def reason_codes(attribution: Attribution, *, top_k: int = 5, currency: str = "E
         out.append(render_reason(contribution.name, values, contribution.value, currency=currency,
                                  family_of=family_of))
     return out
+
+
+def _written_as_zero(text: str) -> bool:
+    return re.fullmatch(r"0(?:\.0+)?(?:\s.*)?", text) is not None
 
 
 def _missing(value: float | None) -> bool:

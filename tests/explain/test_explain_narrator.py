@@ -76,7 +76,7 @@ def test_a_passing_first_answer_is_used(cards, tmp_path) -> None:
     for result in results:
         narrative = result.card.narrative
         assert narrative.status == "generated" and not narrative.provenance.fallback_used
-        assert narrative.text.startswith("Suspected fraud") and "The strongest reasons are" in narrative.text
+        assert narrative.text.startswith("This payment resembles") and "The strongest reasons are" in narrative.text
         assert narrative.provenance.model_id == "scripted-1" and narrative.provenance.attempts == 1
         assert narrative.provenance.prompt_hash.startswith("sha256:")
         assert all(narrative.provenance.checks.values())
