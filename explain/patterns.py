@@ -93,8 +93,10 @@ def _compromised_merchant(v: Mapping[str, float]) -> bool:
 
 
 def _out_of_pattern_amount(v: Mapping[str, float]) -> bool:
-    # A purchase: cash far above the card's normal resembles a cloned card's withdrawals more than a big purchase.
-    return _at_least(v, "amount_to_mean_30d", AMOUNT_MIN_RATIO) and _get(v, "channel_code") != ATM_CODE
+    # A lone purchase: cash far above the card's normal resembles a cloned card's withdrawals, and a big amount
+    # inside a burst of payments resembles what follows a test or a takeover more than a one-off purchase.
+    return (_at_least(v, "amount_to_mean_30d", AMOUNT_MIN_RATIO) and _get(v, "channel_code") != ATM_CODE
+            and _get(v, "card_tx_count_1h") == 0.0)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ RULES: Final[tuple[PatternRule, ...]] = (
                 f"merchant fraud rate over 30 days >= {MERCHANT_MIN_RATE:.0%} with >= {MERCHANT_MIN_FRAUDS} fraud "
                 "labels, at a merchant the card has paid before", _compromised_merchant),
     PatternRule("out_of_pattern_amount",
-                f"amount >= {AMOUNT_MIN_RATIO:.0f}x the card's 30-day average, not a cash withdrawal (ATM)",
+                f"amount >= {AMOUNT_MIN_RATIO:.0f}x the card's 30-day average, not a cash withdrawal (ATM), no "
+                "earlier payment on the card in the last hour",
                 _out_of_pattern_amount),
 )
 RULE_OF: Final[dict[str, PatternRule]] = {rule.pattern: rule for rule in RULES}

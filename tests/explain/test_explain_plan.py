@@ -75,9 +75,10 @@ def test_rules_hold_only_on_their_evidence() -> None:
     assert match_pattern({**_values("card_testing"), "card_amount_max_1h": 40.0}) == "none"
     one = {**_values("card_testing"), "card_tx_count_1h": 1.0}
     assert match_pattern(one) == "card_testing"  # one earlier small payment, and this one small too
-    assert match_pattern({**one, "amount": 450.0, "amount_to_mean_30d": 450 / 45.02}) == "out_of_pattern_amount"
+    assert match_pattern({**one, "amount": 450.0, "amount_to_mean_30d": 450 / 45.02}) == "none"  # not small
     assert match_pattern({**_values("compromised_merchant"), "is_new_merchant": 1.0}) == "none"
     assert match_pattern({**_values("out_of_pattern_amount"), "channel_code": 2.0}) == "none"
+    assert match_pattern({**_values("out_of_pattern_amount"), "card_tx_count_1h": 1.0}) == "none"
     assert match_pattern({**_values("impossible_travel"), "kmh_from_prev_tx": 300.0}) == "none"
     assert match_pattern({**_values("impossible_travel"), "seconds_since_prev_tx": 2 * 86400.0}) == "none"
     assert match_pattern({**_values("account_takeover"), "is_new_country": 0.0}) == "out_of_pattern_amount"
@@ -251,3 +252,15 @@ def test_a_card_round_trips_with_its_plan_and_old_cards_without_one_still_load(r
     assert loaded.plan is None
     facts = loaded.facts()
     assert facts.plan is None and facts.template_text().startswith("Suspected fraud")
+
+
+def test_the_desk_waterfall_reads_in_score_points_and_reason_words(real_bundle, sim_file) -> None:
+    from api.svg import waterfall_steps, waterfall_svg
+
+    card = _real_cards(real_bundle, sim_file, n=2)[0].model_dump(mode="json")
+    svg = str(waterfall_svg(card))
+    assert "log-odds" not in svg and "margin" not in svg and " pts<" in svg
+    leaked = [name for name in real_bundle.feature_names if "_" in name and re.search(rf"\b{name}\b", svg)]
+    assert leaked == []
+    steps = waterfall_steps(card)
+    assert steps is not None and steps[-1][2] == pytest.approx(card["provenance"]["margin"])
