@@ -48,6 +48,8 @@ from explain.explainer import AlertExplainer
 from explain.facts import FactSheet
 from explain.faithfulness import Faithfulness, score_faithfulness
 from explain.narrator import NarrationResult, Narrator
+from explain.patterns import RULES, match_pattern
+from explain.plan import NarrativePlan, PatternHypothesis, build_plan
 from explain.reasons import CATALOGUE, ReasonCode, reason_codes
 from explain.settings import NarrativeSettings
 from explain.whatif import WhatIf, what_ifs, what_ifs_many
@@ -74,10 +76,13 @@ __all__ = [
     "Narrative",
     "NarrativeBackend",
     "NarrativeBackendError",
+    "NarrativePlan",
     "NarrativeSettings",
     "NarrativeWorker",
     "Narrator",
     "OpenAIBackend",
+    "PatternHypothesis",
+    "RULES",
     "ReasonCode",
     "TemplateBackend",
     "TransformersBackend",
@@ -86,7 +91,9 @@ __all__ = [
     "WhatIf",
     "alert_card_schema",
     "build_alert_card",
+    "build_plan",
     "make_backend",
+    "match_pattern",
     "reason_codes",
     "score_faithfulness",
     "what_ifs",
