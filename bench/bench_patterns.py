@@ -19,6 +19,27 @@ pattern's scenario (impossible travel <-> skimmed_card, out-of-pattern amount <-
 none <-> no scenario); recall = share of the alerts of that scenario given the pattern. Both
 are reported over all alerts and over the alerts with a scenario label (fraud alerts), the
 latter being the target (precision >= 0.8 for every pattern).
+
+Result (bench/results/patterns.json; 2,000 cards x 120 days, 2 threads, about 1 minute):
+the rules were tuned on days 70-94 of seed 2026 and are reported on days 95-119 of seed 2027,
+data they were never looked at on. 475 alerts, 318 of them with a scenario label.
+
+====================== ============ ========= ====== ====================== ======
+pattern                scenario     said      right  precision (fraud/all)  recall
+====================== ============ ========= ====== ====================== ======
+card testing           card_testing 95        95     1.00 / 0.98            0.71
+account takeover       account_tko  25        25     1.00 / 1.00            0.53
+impossible travel      skimmed_card 41        40     0.98 / 0.98            0.56
+compromised merchant   compromised  27        26     0.96 / 0.25            0.96
+out-of-pattern amount  high_amount  35        34     0.97 / 0.58            0.85
+none                   (no label)   149 (all) 54     - / 0.36               0.34
+====================== ============ ========= ====== ====================== ======
+
+"said"/"right" count fraud alerts; precision is given over fraud alerts and over all alerts (a
+false-positive alert at a merchant with a high fraud rate also resembles a compromised merchant,
+which is what the hypothesis says). Recall is bounded by what the features see: the first probe of
+a card-testing burst, a takeover's later payments (device and country no longer new) and a cloned
+card's later payments in the far city carry no trace a rule over this payment's features can read.
 """
 
 from __future__ import annotations
