@@ -44,6 +44,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from features.schema import DEFAULT_LIMITS, ValidationLimits
 from streaming import fetch_parsing
 from streaming.heap import HeapPolicy
 from streaming.metrics import StreamMetrics, dead_letter_reason_label
@@ -164,8 +165,12 @@ class StreamService:
         metrics: StreamMetrics | None = None,
         consumer_factory: Callable[..., Any] = make_consumer,
         producer_factory: Callable[[KafkaSettings], Any] = make_producer,
+        limits: ValidationLimits = DEFAULT_LIMITS,
     ) -> None:
         self.settings = settings
+        #: The transaction contract's limits (features.*), for every record this process decodes:
+        #: the live batches, the state catch-up and the labels feed alike.
+        self.limits = limits
         self.scorer = scorer
         self.store = store
         self.metrics = metrics if metrics is not None else StreamMetrics()
@@ -192,7 +197,7 @@ class StreamService:
         self.state_sync: StateSync | None = None
         if state_sync_enabled(settings, scorer):
             sources = stored_sources(store) if settings.dedupe_against_store else None
-            self.state_sync = StateSync(settings, cast(StatefulScorer, scorer), sources)
+            self.state_sync = StateSync(settings, cast(StatefulScorer, scorer), sources, limits=limits)
         self.summary = RunSummary()
         #: Seconds spent per step of the loop (where the time goes; the benchmark reports it).
         self.timer = PhaseTimer()
@@ -327,7 +332,8 @@ class StreamService:
                             "to learn labels into")
         from streaming.labels import LabelFeed
 
-        feed = self._connect("labels consumer", lambda: LabelFeed(self.settings, self.scorer.label_event))  # type: ignore[attr-defined]
+        label_event = self.scorer.label_event  # type: ignore[attr-defined]
+        feed = self._connect("labels consumer", lambda: LabelFeed(self.settings, label_event, limits=self.limits))
         if feed is None:
             return False
         self._labels = feed
@@ -422,7 +428,7 @@ class StreamService:
         received_at = time.time()
         s, timer, outputs = self.settings, self.timer, self._outputs
         with timer("decode"):
-            decoded = decode_batch(records, max_bytes=s.max_record_bytes)
+            decoded = decode_batch(records, max_bytes=s.max_record_bytes, limits=self.limits)
         if s.dedupe_against_store and decoded.transactions:
             ids = [tx.transaction_id for tx in decoded.transactions]
             with timer("store read"):

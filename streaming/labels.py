@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from features.base import LabelEvent
+from features.schema import DEFAULT_LIMITS, ValidationLimits
 from streaming.pipeline import decode_record
 from streaming.records import DeadLetter, SourceRecord
 from streaming.settings import KafkaSettings
@@ -45,8 +46,10 @@ class LabelFeed:
     """Reads the labels topic (all partitions, from the start) into :class:`LabelEvent` lists."""
 
     def __init__(self, settings: KafkaSettings, label_event: Callable[[Any], LabelEvent | None],
-                 consumer_factory: Callable[[KafkaSettings], Any] | None = None) -> None:
+                 consumer_factory: Callable[[KafkaSettings], Any] | None = None,
+                 limits: ValidationLimits = DEFAULT_LIMITS) -> None:
         self.settings = settings
+        self.limits = limits
         self._label_event = label_event
         self._consumer = (consumer_factory or _make_label_consumer)(settings)
         self.learnt = 0
@@ -78,7 +81,7 @@ class LabelFeed:
         for messages in self._consumer.poll(timeout_ms=timeout_ms, max_records=50_000).values():
             for m in messages:
                 record = SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                decoded = decode_record(record, max_bytes=self.settings.max_record_bytes)
+                decoded = decode_record(record, max_bytes=self.settings.max_record_bytes, limits=self.limits)
                 event = None if isinstance(decoded, DeadLetter) else self._label_event(decoded)
                 if event is None:
                     self.rejected += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from features.schema import DEFAULT_LIMITS, ValidationLimits
 from streaming.broker import BrokerError, ensure_topics
 from streaming.consumer import RunSummary, StreamService, kafka_transient_errors
 from streaming.metrics import StreamMetrics
@@ -28,6 +29,7 @@ def serve(
     create_topics_partitions: int | None = None,
     idle_exit_s: float | None = None,
     install_signals: bool = True,
+    limits: ValidationLimits = DEFAULT_LIMITS,
 ) -> RunSummary:
     """Run one consumer-group member until SIGTERM/SIGINT (or ``idle_exit_s`` without records).
 
@@ -42,7 +44,7 @@ def serve(
         host, port = metrics.serve(kafka.metrics_port, kafka.metrics_host)
         log.info("metrics served", extra={"host": host, "port": port})
     store = make_store(store_settings)
-    service = StreamService(kafka, scorer, store, metrics=metrics)
+    service = StreamService(kafka, scorer, store, metrics=metrics, limits=limits)
     watchdog = None
     if install_signals:
         service.install_signal_handlers()

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from features.schema import Transaction
+from features.schema import DEFAULT_LIMITS, Transaction, ValidationLimits
 from features.state import MemoryStateStore, seal_snapshot
 from streaming.checkpoint import CheckpointDir, Offsets
 from streaming.pipeline import Decoded, decode_batch
@@ -112,8 +112,11 @@ class StateSync:
         *,
         reader_factory: Callable[[KafkaSettings], Any] = make_gap_reader,
         rebuild_timeout_s: float = 600.0,
+        limits: ValidationLimits = DEFAULT_LIMITS,
     ) -> None:
         self.settings = settings
+        #: Decoded with the live batches' limits, so the gap keeps exactly the records scoring kept.
+        self.limits = limits
         self.scorer = scorer
         #: id -> (partition, offset) of the stored score (:func:`stored_sources`); None: every record
         #: the store holds counts as this one (no store dedupe, or a store that does not keep sources).
@@ -249,7 +252,7 @@ class StateSync:
                     if m.offset < ranges[(m.topic, m.partition)][1]
                 ]
                 if records:
-                    decoded = decode_batch(records, max_bytes=self.settings.max_record_bytes)
+                    decoded = decode_batch(records, max_bytes=self.settings.max_record_bytes, limits=self.limits)
                     txs = self.replays(decoded, {tx.transaction_id for tx in decoded.transactions}, everything=True)
                     if txs:
                         self.scorer.update_state(txs)

@@ -196,7 +196,7 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
     import pandas as pd
 
     from features.pipeline import FeaturePipeline
-    from features.schema import iter_transactions
+    from features.schema import ValidationLimits, iter_transactions
     from features.state import MemoryStateStore
     from streaming.alerts import ExplainedCards
     from streaming.broker import EmbeddedBroker
@@ -234,7 +234,8 @@ def _stream(console: Any, settings: Any, work: Path, frame: Any, bundle: Any, te
         result: dict[str, Any] = {}
 
         def consume() -> None:
-            result["summary"] = serve(kafka, store_settings, scorer, install_signals=False, idle_exit_s=5.0)
+            result["summary"] = serve(kafka, store_settings, scorer, install_signals=False, idle_exit_s=5.0,
+                                      limits=ValidationLimits.from_settings(settings.features))
 
         consumer = threading.Thread(target=consume, name="demo-consumer")
         consumer.start()

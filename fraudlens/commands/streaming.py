@@ -101,16 +101,16 @@ def produce_command(
     )
 
     from features.io import ColumnMapping, read_transactions
-    from features.schema import iter_transactions
+    from features.schema import ValidationLimits, iter_transactions
     from streaming.replay import replay
 
     _quiet_kafka()
-    kafka, _broker, _store, _ = _sections(bootstrap)
+    kafka, _broker, _store, settings = _sections(bootstrap)
     if topic:
         kafka = kafka.model_copy(update={"transactions_topic": topic})
     with _user_errors():
         mapping = ColumnMapping.from_yaml(columns) if columns is not None else None
-        frame = read_transactions(data, columns=mapping).frame
+        frame = read_transactions(data, columns=mapping, limits=ValidationLimits.from_settings(settings.features)).frame
         frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
         columns_shown = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
         with Progress(*columns_shown, transient=False) as progress:
@@ -154,6 +154,7 @@ def stream_command(
 ) -> None:
     """Score the transactions topic in a consumer group until SIGTERM/SIGINT; exits 0 after a clean stop,
     75 after a stop that left batches uncommitted (they are redelivered)."""
+    from features.schema import ValidationLimits
     from streaming.drift import DriftMonitor
     from streaming.logs import use_json_logs
     from streaming.scoring import ModelScorer, Scorer
@@ -179,7 +180,7 @@ def stream_command(
             log.info("shadow scoring", extra={"champion": champion.model_version,
                                               "challenger": scorer.challenger_version, "topic": kafka.shadow_topic})
     summary = serve(kafka, store, scorer, create_topics_partitions=broker_settings.partitions if create_topics else None,
-                    idle_exit_s=idle_exit)
+                    idle_exit_s=idle_exit, limits=ValidationLimits.from_settings(settings.features))
     typer.echo(f"{summary.consumed:,} consumed, {summary.scored:,} scored, {summary.new_alerts:,} alerts, "
                f"{summary.dead_lettered:,} dead-lettered in {summary.elapsed_s:.1f} s", err=True)
     if summary.interrupted:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from features.schema import ValidationLimits
 from fraudlens.settings import StateSettings
 from streaming.consumer import StreamService
 from streaming.records import HEADER_REASON
@@ -57,3 +58,33 @@ def test_out_of_range_time_and_amount_are_dead_lettered_between_scored_records(
     assert reasons[b"far-future"].endswith("(now + 1 day)")
     assert reasons[b"huge-amount"] == "invalid field 'amount': above the maximum amount 1,000,000,000"
     assert reasons[b"ms-time"].endswith("numbers are epoch seconds and this looks like epoch milliseconds")
+
+
+def test_the_configured_limits_reach_the_stream_and_its_state_catch_up(
+    stream_model: Path, kafka_settings: KafkaSettings, sqlite_store_settings: StoreSettings, kafka_io: Any,
+    transactions: Any,
+) -> None:
+    # features.max_amount set to 100: a 500.00 payment, valid under the default limit, is refused
+    # by this service with the limit it was given, not the default one.
+    good = [{**r, "amount": min(r["amount"], 90.0)} for r in transactions(50, seed=37)]
+    large = {**good[10], "transaction_id": "large", "amount": 500.0}
+    items = kafka_io.encode(good)
+    items.insert(20, (b"large", json.dumps(large).encode()))
+    kafka_io.produce(kafka_settings.transactions_topic, items)
+
+    scorer = ModelScorer.load(stream_model, StateSettings())
+    store = SqlAlertStore(sqlite_store_settings)
+    store.setup()
+    limits = ValidationLimits(max_amount=100.0)
+    service = StreamService(kafka_settings, scorer, store, limits=limits)
+    try:
+        summary = service.run(max_records=len(items), idle_exit_s=30)
+    finally:
+        store.close()
+
+    assert summary.scored == len(good) and summary.dead_lettered == 1
+    reasons = {m.key: dict(m.headers)[HEADER_REASON].decode() for m in kafka_io.read(kafka_settings.dlq_topic)}
+    assert reasons == {b"large": "invalid field 'amount': above the maximum amount 100"}
+    # The state catch-up decodes with the same limits as the live batches (else after a restart it
+    # would fold into the state a record that scoring refused).
+    assert service.state_sync is not None and service.state_sync.limits is limits
