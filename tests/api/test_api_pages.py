@@ -55,6 +55,7 @@ def test_queue_card_and_decision(desk: Any, sample_records: list[dict[str, Any]]
     assert card.status_code == 200
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in card.text and "<rect" in card.text
     assert 'id="narrative-badge">Template<' in card.text
+    assert 'id="pattern">This payment resembles' in card.text and "log-odds" not in card.text  # the narrative plan
     assert top["card"]["transaction"]["card"] in card.text  # the masked card number
     csrf = re.search(r'name="csrf" value="([^"]+)"', card.text).group(1)  # type: ignore[union-attr]
 
