@@ -125,9 +125,20 @@ class FactSheet:
         """The deterministic narrative: from the plan when there is one (pattern hypothesis first), else
         the headline, the strongest reasons and the first what-if fact (cards stored before plans)."""
         if self.plan is not None:
-            # A reason whose number the plan already states is named, not repeated (its direction still said).
-            main = [f"the {r.concept} stated above — {r.direction} risk" if i and self.plan.states(r.feature)
-                    else r.text for i, r in enumerate(self.narrative_reasons) if r.direction == "raises"]
+            # A reason whose number the plan already states is named, not repeated (its direction still said),
+            # and left out when a reason before it already says its factor moves the risk the same way.
+            main: list[str] = []
+            said: set[tuple[str, str]] = set()
+            for i, r in enumerate(self.narrative_reasons):
+                if r.direction != "raises":
+                    continue
+                if i and self.plan.states(r.feature):
+                    if (r.concept, r.direction) in said:
+                        continue
+                    main.append(f"the {r.concept} stated above — {r.direction} risk")
+                else:
+                    main.append(r.text)
+                said.add((r.concept, r.direction))
             return self.plan.narrative(self.headline, main)
         parts = [self.headline]
         if self.narrative_reasons:

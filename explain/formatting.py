@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cache
 from string import Formatter
 from typing import Any
+
+from explain.codes import DATA_DIR, normal_mcc
 
 CHANNEL_NAMES: dict[int, str] = {0: "card-present", 1: "ecommerce", 2: "ATM"}
 DAY_NAMES: tuple[str, ...] = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -89,6 +92,26 @@ def score_pair(value: float, threshold: float) -> tuple[str, str]:
     return f"{value:.6f}", f"{threshold:.6f}"
 
 
+@cache
+def mcc_names() -> dict[str, str]:
+    """ISO 18245 merchant category code -> name (``explain/data/mcc_names.tsv``)."""
+    out = {}
+    for line in (DATA_DIR / "mcc_names.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            code, name = line.split("\t", 1)
+            out[code.strip()] = name.strip()
+    return out
+
+
+def mcc_label(mcc: object) -> str | None:
+    """'5732 (Electronics stores)'; the bare code when its name is not listed; None for no code."""
+    code = normal_mcc(f"{int(mcc):04d}" if isinstance(mcc, float) and mcc.is_integer() else mcc)
+    if code is None:
+        return None
+    name = mcc_names().get(code)
+    return f"{code} ({name})" if name else code
+
+
 def shap_value(value: float) -> str:
     return f"{value:+.2f}"
 
@@ -98,13 +121,13 @@ class FactFormatter(Formatter):
 
     Fields are looked up in the mapping given to :meth:`format`; ``currency`` must be one of them
     for ``money``. Kinds: money, ratio, count, km, kmh, percent, duration, hour, weekday,
-    channel, score, int, or any ordinary format spec.
+    channel, score, int, mcc (code and name), or any ordinary format spec.
     """
 
     _KINDS: dict[str, Any] = {
         "ratio": ratio, "count": count, "km": km, "kmh": kmh, "percent": percent, "duration": duration,
         "hour": hour, "weekday": weekday, "channel": channel, "score": score,
-        "int": lambda v: f"{int(v)}",
+        "int": lambda v: f"{int(v)}", "mcc": lambda v: mcc_label(v) or f"{int(v)}",
     }
 
     def __init__(self, currency: str) -> None:

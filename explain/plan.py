@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from explain.codes import DATA_DIR, normal_mcc
-from explain.formatting import FactFormatter
+from explain.formatting import FactFormatter, mcc_label
 from explain.patterns import PATTERN_TITLES, RULE_OF, PatternName, match_pattern
 from explain.reading import mentions
 from explain.reasons import ReasonCode
@@ -150,26 +148,6 @@ class NarrativePlan(_Frozen):
                 trim.pop()
                 text = assemble()
         return text
-
-
-@cache
-def mcc_names() -> dict[str, str]:
-    """ISO 18245 merchant category code -> name (``explain/data/mcc_names.tsv``)."""
-    out = {}
-    for line in (DATA_DIR / "mcc_names.tsv").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            code, name = line.split("\t", 1)
-            out[code.strip()] = name.strip()
-    return out
-
-
-def mcc_label(mcc: object) -> str | None:
-    """'5732 (Electronics stores)'; the bare code when its name is not listed; None for no code."""
-    code = normal_mcc(mcc)
-    if code is None:
-        return None
-    name = mcc_names().get(code)
-    return f"{code} ({name})" if name else code
 
 
 def sensible(reason: ReasonCode) -> bool:
@@ -309,10 +287,18 @@ def _support(pattern: PatternName, say: _Sayer, channel: str | None) -> tuple[li
 
 def _comparisons(say: _Sayer) -> list[PlanStatement]:
     """The transaction against the card's own normal, where the card has one."""
-    found = [say("the amount {amount} is {ratio} this card's 30-day average of {mean}", amount=("amount", "money"),
-                 ratio=("amount_to_mean_30d", "ratio"), mean=("card_amount_mean_30d", "money"))]
+    ratio = say.get("amount_to_mean_30d")
+    # Under the average, a share reads better than a ratio that rounds to "0.0×".
+    found = [say("the amount {amount} is {ratio} this card's 30-day average of {mean}" if ratio is None or ratio >= 1
+                 else "the amount {amount} is {ratio} of this card's 30-day average of {mean}",
+                 amount=("amount", "money"), ratio=("amount_to_mean_30d", "ratio" if ratio is None or ratio >= 1
+                                                    else "percent"),
+                 mean=("card_amount_mean_30d", "money"))]
     ratio_max = say.get("amount_to_max_30d")
-    if ratio_max is not None and ratio_max > 1.0:
+    mean, top = say.get("card_amount_mean_30d"), say.get("card_amount_max_30d")
+    # The largest amount adds nothing when it is the average (a single earlier payment).
+    if ratio_max is not None and ratio_max > 1.0 and not (mean is not None and top is not None
+                                                          and round(mean, 2) == round(top, 2)):
         found.append(say("the amount is {ratio} this card's largest amount in 30 days of {top}", ratio=("amount_to_max_30d", "ratio"),
                          top=("card_amount_max_30d", "money")))
     recent = say.get("card_tx_count_24h")

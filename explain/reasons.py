@@ -165,7 +165,7 @@ def _catalogue() -> dict[str, ReasonTemplate]:
                        "time of day unknown", None, "daytime transaction"),
         ReasonTemplate("channel_code", "channel_mcc", "channel", "{channel_code:channel} channel",
                        "channel unknown", None),
-        ReasonTemplate("mcc_code", "channel_mcc", "merchant category", "merchant category code {mcc_code:int}",
+        ReasonTemplate("mcc_code", "channel_mcc", "merchant category", "merchant category code {mcc_code:mcc}",
                        "merchant category code unknown", "mcc_code"),
     ]
     return {entry.feature: entry for entry in entries}

@@ -13,6 +13,7 @@ import pytest
 
 from explain.card import AlertCard
 from explain.checks import GroundingChecker
+from explain.formatting import mcc_label, mcc_names
 from explain.licence import licence_from_facts
 from explain.patterns import (
     PATTERN_TITLES,
@@ -21,7 +22,7 @@ from explain.patterns import (
     match_pattern,
     matching_patterns,
 )
-from explain.plan import NarrativePlan, build_plan, mcc_label, mcc_names, useful_what_ifs
+from explain.plan import NarrativePlan, build_plan, useful_what_ifs
 from explain.reasons import render_reason
 from explain.whatif import WhatIf
 
@@ -110,7 +111,7 @@ def test_evidence_compares_with_the_cards_own_normal() -> None:
     assert plan.values == {"merchant": "new"}
     one = build_plan({**_values("card_testing"), "card_tx_count_1h": 1.0}, [])
     assert one.pattern.support[0].text == "one earlier payment on this card in the last 1 hour, of 1.99 EUR"
-    assert any(s.text == "the amount 1.50 EUR is 0.0× this card's 30-day average of 45.02 EUR" for s in plan.evidence)
+    assert any(s.text == "the amount 1.50 EUR is 3.3% of this card's 30-day average of 45.02 EUR" for s in plan.evidence)
     travel = _plan("impossible_travel")
     assert travel.pattern.support[0].text == ("3,632 km from the previous transaction's location, 97 minutes after "
                                               "it, an implied travel speed of 2,247 km/h")
