@@ -478,6 +478,8 @@ def check_vocabulary(text: str, licence: Licence, vocabulary: frozenset[str]) ->
 # Out of scope: verdicts, instructions, contact, URLs, echoed ids
 # ---------------------------------------------------------------------------
 
+_PATTERN_NAMES = (r"(?:card[- ]testing|account[- ]takeover|impossible travel|compromised merchant|"
+                  r"out[- ]of[- ]pattern amount|skimm(?:ed|ing)|cloned card)\b")
 _VERDICT = re.compile(
     r"\blegitimate(?:ly)?\b|\bgenuine(?:ly)?\b|\bbenign\b|\bauthenti[c]\w*|\bsafe(?:ly)?\b|\bapprov\w*|\bfalse[- ]positives?\b"
     r"|\bclos(?:e|ed|ing)\b[^.;]{0,25}\b(?:alert|case)\b|\b(?:alert|case)\b[^.;]{0,25}\bclos(?:e|ed|ing)\b"
@@ -492,7 +494,11 @@ _VERDICT = re.compile(
     r"harmless|routine|expected|usual|typical|unremarkable|in order|low[- ]risk|nothing unusual)\b"
     r"|\b(?:low|no|little|minimal|negligible) (?:fraud )?risk\b|\brisk (?:is|was) (?:low|minimal|negligible)\b"
     r"|(?:^|[.!?:;]\s+)fraud(?:ulent)?\s*(?:[.!?]|$)|['’]s\s+(?:a\s+)?(?:case of\s+)?fraud(?:ulent)?(?![\w-])"
-    r"|\bno action\b|\blet (?:it|the payment|the transaction) (?:through|go)\b|\brelease the (?:payment|funds)\b",
+    r"|\bno action\b|\blet (?:it|the payment|the transaction) (?:through|go)\b|\brelease the (?:payment|funds)\b"
+    # A fraud pattern stated as a fact: the plan licenses "resembles <pattern>", never "is <pattern>".
+    r"|(?:\b(?:is|was|are|were|be|been|being|constitutes?|represents?|amounts? to)|['’]s)\s+(?:(?:a|an|the|clear|"
+    r"obvious|typical|classic|textbook|case of|instance of|act of)\s+)*" + _PATTERN_NAMES
+    + r"|" + _PATTERN_NAMES + r"\s+(?:attack|scheme|fraud|attempt|ring)s?\b",
     re.IGNORECASE,
 )
 _IMPERATIVE_VERBS = (
@@ -536,9 +542,19 @@ _CARD_NUMBER = re.compile(r"\b\d(?:[ -]?\d){11,}\b")
 _NOT_ID = re.compile(r"\d+-(?:day|hour|minute|second|week)s?", re.IGNORECASE)
 
 
+_PATTERN = re.compile(_PATTERN_NAMES, re.IGNORECASE)
+_HEDGED = re.compile(r"\bresembl\w*[^.;!?]*$", re.IGNORECASE)
+
+
 def check_verdict(text: str) -> CheckResult:
     return _result("verdict", [(_span(m), "a verdict; the narrative states suspected fraud only")
-                               for m in _VERDICT.finditer(text)])
+                               for m in _VERDICT.finditer(text) if not _hedged_pattern(text, m)])
+
+
+def _hedged_pattern(text: str, match: re.Match[str]) -> bool:
+    """"resembles a card testing attack": a pattern named after "resembles" in the same clause is the
+    plan's hedged hypothesis, not a verdict (a stated "is card testing" has no such hedge)."""
+    return bool(_PATTERN.match(match.group(0))) and _HEDGED.search(text, 0, match.start()) is not None
 
 
 def check_instruction(text: str) -> CheckResult:
