@@ -211,20 +211,22 @@ class StreamService:
 
     def _outputs_given_up(self) -> bool:
         """True once a stop has waited a third of ``shutdown_timeout_s`` for broker acks. The batch
-        then stays uncommitted and is redelivered. The rest of the limit leaves room for one commit
-        attempt and the group leave (5 s each at most), so an outage ends in an orderly exit 75
-        rather than the watchdog's."""
+        then stays uncommitted and is redelivered. The rest of the limit leaves room for the three
+        synchronous calls a stop still makes (the commit, the commit of the revocation at close and
+        the group leave, each bounded by :attr:`_sync_call_timeout_ms`) with a margin, so an outage
+        ends in an orderly exit 75 rather than the watchdog's."""
         limit = self.settings.shutdown_timeout_s
         return self._stop_at is not None and limit > 0 and time.monotonic() - self._stop_at > limit / 3
 
     @property
     def _sync_call_timeout_ms(self) -> int:
         """Longest one synchronous commit attempt, or the group leave at close, waits for the broker:
-        5 s, or a quarter of ``shutdown_timeout_s`` if that is less. Left alone, kafka-python waits
-        its request timeout or longer, and a stop has to fit within the watchdog's limit. Commits
-        are retried with backoff unless stopping."""
+        5 s, or a sixth of ``shutdown_timeout_s`` if that is less: a stop during an outage makes three
+        such calls after waiting a third of the limit for acks, which leaves a sixth as margin for the
+        rest of the exit. Left alone, kafka-python waits its request timeout or longer, and a stop has
+        to fit within the watchdog's limit. Commits are retried with backoff unless stopping."""
         limit = self.settings.shutdown_timeout_s
-        return int(1000 * (min(5.0, limit / 4) if limit > 0 else 5.0))
+        return int(1000 * (min(5.0, limit / 6) if limit > 0 else 5.0))
 
     @property
     def stopping(self) -> bool:
