@@ -95,5 +95,6 @@ def test_a_forced_commit_waits_and_a_failed_commit_of_a_moved_partition_is_dropp
 
     assert consumer.async_commits == [{p0: 3, p1: 10}]
     assert consumer.sync_commits == [{p0: 3}]
-    # Bounded, so a stop fits within shutdown_timeout_s (25 s): 5 s, not kafka-python's own wait.
-    assert consumer.sync_timeouts_ms == [5000]
+    # Bounded, so a stop fits within shutdown_timeout_s (25 s): a sixth of it (a stop makes three
+    # such calls after a third of the limit for acks), not kafka-python's own wait.
+    assert consumer.sync_timeouts_ms == [4166]
