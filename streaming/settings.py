@@ -113,8 +113,8 @@ class KafkaSettings(BaseModel):
     shutdown_timeout_s: float = Field(
         default=25.0, ge=0,
         description="After SIGTERM/SIGINT the service finishes the batch, commits and exits 0, normally within "
-        "2 s. With the broker or store failing it gives up (a third of this for broker acks, then at most 5 s each "
-        "for the commit and the group leave) and exits 75. A stop still unfinished after this many seconds (a "
+        "2 s. With the broker or store failing it gives up (a third of this for broker acks, then at most a sixth, "
+        "5 s at most, for each of the commit, the revocation's commit and the group leave) and exits 75. A stop still unfinished after this many seconds (a "
         "call with no timeout, such as a database connection gone silent) ends with every thread's stack on stderr "
         "and exit status 75. Uncommitted batches are redelivered. Keep it below the orchestrator's grace period "
         "(Kubernetes: 30 s). 0: wait as long as it takes.",
