@@ -25,6 +25,7 @@ from stream_processes import stream_settings
 
 from streaming.broker import BrokerError, EmbeddedBroker, free_port, locate_tansu
 from streaming.settings import BrokerSettings, KafkaSettings, StoreSettings
+from streaming.store import SqlAlertStore
 
 PARTITIONS = 4
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,6 +76,17 @@ def pg_store_settings(postgres_url: str) -> Iterator[StoreSettings]:
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[SqlAlertStore]:
+    """The score/alert store on each backend (the same tests run against SQLite and PostgreSQL)."""
+    name = "sqlite_store_settings" if request.param == "sqlite" else "pg_store_settings"
+    settings: StoreSettings = request.getfixturevalue(name)
+    built = SqlAlertStore(settings)
+    built.setup()
+    yield built
+    built.close()
 
 
 def make_transactions(n: int, *, seed: int = 0, n_cards: int = 300, prefix: str = "tx") -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,16 +51,6 @@ def test_a_label_sent_later_for_the_same_transaction_is_not_a_conflict() -> None
     decoded = decode_batch([record(json.dumps(GOOD).encode(), 0),
                             record(json.dumps({**GOOD, "is_fraud": 1}).encode(), 1)], max_bytes=65536)
     assert decoded.duplicates == 1 and decoded.dead == []
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[SqlAlertStore]:
-    name = "sqlite_store_settings" if request.param == "sqlite" else "pg_store_settings"
-    settings: StoreSettings = request.getfixturevalue(name)
-    built = SqlAlertStore(settings)
-    built.setup()
-    yield built
-    built.close()
 
 
 def scored_batch(payloads: list[dict[str, Any]], first_offset: int = 0) -> Any:

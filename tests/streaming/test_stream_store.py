@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from streaming.records import AlertOut, BatchOutputs, ScoreOut
@@ -17,16 +15,6 @@ def score(tx_id: str, value: float = 0.1) -> ScoreOut:
 
 def alert(tx_id: str) -> AlertOut:
     return AlertOut(tx_id, b"card", 0.95, "v1", {"transaction": {"transaction_id": tx_id, "card": "****1234"}, "narrative": None})
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[SqlAlertStore]:
-    name = "sqlite_store_settings" if request.param == "sqlite" else "pg_store_settings"
-    settings: StoreSettings = request.getfixturevalue(name)
-    built = SqlAlertStore(settings)
-    built.setup()
-    yield built
-    built.close()
 
 
 def test_writes_are_idempotent_by_transaction_id(store: SqlAlertStore) -> None:
